@@ -1,0 +1,67 @@
+# codesuggest: the README's two commands are `make run` and `make test`; both install first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+CS := $(BIN)/codesuggest
+# Reference data: ./data once `make data` has filled it, else the shared copy beside the clone.
+DATA_DIR ?= $(shell if [ -d data/icd10cm ]; then echo data; else echo ../shared/data; fi)
+KB_DIR ?= models/kb
+MODEL_DIR ?= models/default
+CORPUS_DIR ?= build/corpora
+SAMPLE ?= corpora/samples/ankle_sprain.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint data kb corpora model evaluate bench serve clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+# Build what is missing (the knowledge base and default model are committed), then suggest codes
+# for a sample note.
+run: install
+	@test -f $(KB_DIR)/manifest.json || $(CS) kb build --data-dir $(DATA_DIR) --out $(KB_DIR)
+	@test -f $(MODEL_DIR)/manifest.json || $(MAKE) model
+	$(CS) suggest $(SAMPLE) --model $(MODEL_DIR)
+
+test: install lint
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check pipeline service corpora tests
+	$(BIN)/ruff format --check pipeline service corpora tests
+	$(BIN)/mypy pipeline service corpora
+
+# Official CDC/CMS/Zenodo downloads into ./data; falls back to ../shared/data where offline.
+data: install
+	$(CS) data fetch --out data --fallback ../shared/data
+
+kb: install
+	$(CS) kb build --data-dir $(DATA_DIR) --out $(KB_DIR)
+
+corpora: install
+	@mkdir -p $(CORPUS_DIR)
+	$(CS) corpus import-codiesp $(DATA_DIR)/codiesp/train --out $(CORPUS_DIR)/codiesp-train.jsonl
+	$(CS) corpus import-codiesp $(DATA_DIR)/codiesp/dev --out $(CORPUS_DIR)/codiesp-dev.jsonl
+
+model: corpora
+	$(CS) train --corpus $(CORPUS_DIR)/codiesp-train.jsonl --dev $(CORPUS_DIR)/codiesp-dev.jsonl --kb $(KB_DIR) --out $(MODEL_DIR)
+
+evaluate: corpora
+	$(CS) evaluate --corpus $(CORPUS_DIR)/codiesp-dev.jsonl --model $(MODEL_DIR) --system ICD10CM
+	$(CS) evaluate --corpus corpora/synthetic/encounters.jsonl --model $(MODEL_DIR) --encounter
+
+bench: corpora
+	$(BIN)/python -m pipeline.bench --data-dir $(DATA_DIR) --kb $(KB_DIR) --model $(MODEL_DIR) --corpus-dir $(CORPUS_DIR)
+	$(BIN)/python -m service.bench --model $(MODEL_DIR) --corpus $(CORPUS_DIR)/codiesp-dev.jsonl
+
+serve: install
+	$(CS) serve
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache
