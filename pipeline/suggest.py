@@ -15,6 +15,19 @@ SETTINGS: tuple[str, ...] = ("outpatient", "inpatient")
 
 
 @dataclass(slots=True)
+class Patient:
+    """What the request says about the patient (used by age/sex edits and E/M new vs established).
+
+    Attributes:
+        age: age in years, or None.
+        sex: ``female``, ``male`` or ``unknown``.
+    """
+
+    age: int | None = None
+    sex: str = "unknown"
+
+
+@dataclass(slots=True)
 class Evidence:
     """A span of the note that supports a code.
 
