@@ -16,8 +16,9 @@ from pipeline.errors import MalformedCodeError
 System = Literal["ICD10CM", "HCPCS", "CPT"]
 SYSTEMS: tuple[System, ...] = ("ICD10CM", "HCPCS", "CPT")
 
-# ICD-10-CM: letter, digit, alphanumeric category; up to 4 more characters after the dot.
-_ICD_RE = re.compile(r"^([A-Z][0-9][0-9A-Z])\.?([0-9A-Z]{0,4})$")
+# ICD-10-CM: letter, digit (or a letter: FY2026 added category QA0), alphanumeric category; up to
+# 4 more characters after the dot.
+_ICD_RE = re.compile(r"^([A-Z][0-9A-Z][0-9A-Z])\.?([0-9A-Z]{0,4})$")
 _HCPCS_RE = re.compile(r"^[A-V][0-9]{4}$")
 _CPT_RE = re.compile(r"^[0-9]{4}[0-9FTUM]$")
 
