@@ -18,28 +18,29 @@ from spacy.tokens import Doc, Span, Token
 MENTIONS = "cs_mentions"
 ASSERTIONS = ("negated", "historical", "family", "hypothetical", "uncertain")
 
-# name -> (object, default); the comment after each gives the value type.
-_EXTENSIONS: dict[str, tuple[type, Any]] = {
+# (object, name, default); the comment after each gives the value type.
+_EXTENSIONS: tuple[tuple[type, str, Any], ...] = (
     # Doc
-    "cs_abbreviations": (Doc, None),  # dict[str, str]: short form (lower) -> long form, defined in the note
-    "cs_candidates": (Doc, None),  # dict[str, pipeline.candidates.CodeCandidate]: code -> aggregated candidate
-    "cs_section_spans": (Doc, None),  # list[tuple[int, int, str]]: (start_char, end_char, section category)
-    "cs_timings": (Doc, None),  # dict[str, float]: component name -> seconds spent on this doc
+    (Doc, "cs_abbreviations", None),  # dict[str, str]: short form (lower) -> long form, defined in the note
+    (Doc, "cs_candidates", None),  # dict[str, pipeline.candidates.CodeCandidate]: code -> aggregated candidate
+    (Doc, "cs_section_spans", None),  # list[tuple[int, int, str]]: (start_char, end_char, section category)
+    (Doc, "cs_encounter", None),  # dict[str, Any]: new_patient, total_minutes, settings, imaging_interpretation_only, episode...
+    (Doc, "cs_timings", None),  # dict[str, float]: component name -> seconds spent on this doc
     # Span (mentions)
-    "cs_kind": (Span, None),  # str: diagnosis | symptom | procedure | supply | external | drug | finding
-    "cs_matches": (Span, None),  # list[pipeline.terms.TermMatch]: knowledge-base terms matched here
-    "cs_section": (Span, None),  # str | None: section category the mention sits in
-    "cs_laterality": (Span, None),  # str | None: right | left | bilateral
-    "cs_episode": (Span, None),  # str | None: initial | subsequent | sequela
-    "cs_acuity": (Span, None),  # str | None: acute | chronic | acute_on_chronic
-    "cs_site": (Span, None),  # list[str]: anatomical site words in or next to the mention
-    "cs_views": (Span, None),  # int | None: number of imaging views stated near a procedure mention
-    "cs_candidates": (Span, None),  # list[pipeline.candidates.Candidate]: candidate codes, best first
-    "cs_attributes": (Span, None),  # dict[str, Any]: any further attribute (fracture displacement, healing...)
+    (Span, "cs_kind", None),  # str: diagnosis | symptom | procedure | supply | external | drug | finding
+    (Span, "cs_matches", None),  # list[pipeline.terms.TermMatch]: knowledge-base terms matched here
+    (Span, "cs_section", None),  # str | None: section category the mention sits in
+    (Span, "cs_laterality", None),  # str | None: right | left | bilateral
+    (Span, "cs_episode", None),  # str | None: initial | subsequent | sequela
+    (Span, "cs_acuity", None),  # str | None: acute | chronic | acute_on_chronic
+    (Span, "cs_site", None),  # list[str]: anatomical site words in or next to the mention
+    (Span, "cs_views", None),  # int | None: number of imaging views stated near a procedure mention
+    (Span, "cs_candidates", None),  # list[pipeline.candidates.Candidate]: candidate codes, best first
+    (Span, "cs_attributes", None),  # dict[str, Any]: any further attribute (fracture displacement, healing...)
     # Token
-    "cs_key": (Token, None),  # str | None: match key of the token (pipeline.textnorm)
-    "cs_section": (Token, None),  # str | None: section category of the token
-}
+    (Token, "cs_key", None),  # str | None: match key of the token (pipeline.textnorm)
+    (Token, "cs_section", None),  # str | None: section category of the token
+)
 
 # medspaCy ConText attribute names -> our assertion names.
 CONTEXT_ATTRIBUTES = {
@@ -53,7 +54,7 @@ CONTEXT_ATTRIBUTES = {
 
 def register_extensions() -> None:
     """Declare every custom attribute (safe to call many times)."""
-    for name, (obj, default) in _EXTENSIONS.items():
+    for obj, name, default in _EXTENSIONS:
         if not obj.has_extension(name):
             obj.set_extension(name, default=default)
     for attr in CONTEXT_ATTRIBUTES:
