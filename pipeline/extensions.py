@@ -19,15 +19,32 @@ MENTIONS = "cs_mentions"
 ASSERTIONS = ("negated", "historical", "family", "hypothetical", "uncertain")
 
 # (object, name, default); the comment after each gives the value type.
-_EXTENSIONS: tuple[tuple[type, str, Any], ...] = (
+_EXTENSIONS: tuple[tuple[Any, str, Any], ...] = (
     # Doc
-    (Doc, "cs_abbreviations", None),  # dict[str, str]: short form (lower) -> long form, defined in the note
-    (Doc, "cs_candidates", None),  # dict[str, pipeline.candidates.CodeCandidate]: code -> aggregated candidate
-    (Doc, "cs_section_spans", None),  # list[tuple[int, int, str]]: (start_char, end_char, section category)
-    (Doc, "cs_encounter", None),  # dict[str, Any]: new_patient, total_minutes, settings, imaging_interpretation_only, episode...
+    (
+        Doc,
+        "cs_abbreviations",
+        None,
+    ),  # dict[str, str]: short form (lower) -> long form, defined in the note
+    (
+        Doc,
+        "cs_candidates",
+        None,
+    ),  # dict[str, pipeline.candidates.CodeCandidate]: code -> aggregated candidate
+    (
+        Doc,
+        "cs_section_spans",
+        None,
+    ),  # list[tuple[int, int, str]]: (start_char, end_char, section category)
+    # dict[str, Any]: new_patient, total_minutes, settings, imaging_interpretation_only...
+    (Doc, "cs_encounter", None),
     (Doc, "cs_timings", None),  # dict[str, float]: component name -> seconds spent on this doc
     # Span (mentions)
-    (Span, "cs_kind", None),  # str: diagnosis | symptom | procedure | supply | external | drug | finding
+    (
+        Span,
+        "cs_kind",
+        None,
+    ),  # str: diagnosis | symptom | procedure | supply | external | drug | finding
     (Span, "cs_matches", None),  # list[pipeline.terms.TermMatch]: knowledge-base terms matched here
     (Span, "cs_section", None),  # str | None: section category the mention sits in
     (Span, "cs_laterality", None),  # str | None: right | left | bilateral
@@ -35,8 +52,16 @@ _EXTENSIONS: tuple[tuple[type, str, Any], ...] = (
     (Span, "cs_acuity", None),  # str | None: acute | chronic | acute_on_chronic
     (Span, "cs_site", None),  # list[str]: anatomical site words in or next to the mention
     (Span, "cs_views", None),  # int | None: number of imaging views stated near a procedure mention
-    (Span, "cs_candidates", None),  # list[pipeline.candidates.Candidate]: candidate codes, best first
-    (Span, "cs_attributes", None),  # dict[str, Any]: any further attribute (fracture displacement, healing...)
+    (
+        Span,
+        "cs_candidates",
+        None,
+    ),  # list[pipeline.candidates.Candidate]: candidate codes, best first
+    (
+        Span,
+        "cs_attributes",
+        None,
+    ),  # dict[str, Any]: any further attribute (fracture displacement, healing...)
     # Token
     (Token, "cs_key", None),  # str | None: match key of the token (pipeline.textnorm)
     (Token, "cs_section", None),  # str | None: section category of the token
