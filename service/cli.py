@@ -1,0 +1,317 @@
+"""Service commands: ``serve``, ``keys``, ``db upgrade`` and ``corpus export-feedback``.
+
+They are registered through the ``codesuggest.commands`` entry points (pyproject.toml), so
+``pipeline`` never imports ``service``. Heavy imports (FastAPI, uvicorn, the model) happen inside
+the handlers, keeping ``codesuggest --help`` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline.cli import CommandRegistry, print_json
+
+logger = logging.getLogger(__name__)
+
+
+def _db_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="database URL (default: CODESUGGEST_DATABASE_URL, else sqlite:///var/codesuggest.sqlite3)",
+    )
+
+
+def _database(args: argparse.Namespace) -> Any:
+    from service.config import load_settings
+    from service.db import Database
+
+    url = args.db or load_settings().database_url
+    db = Database(url)
+    db.upgrade()
+    return db
+
+
+# -- serve --------------------------------------------------------------------------------------
+def register_serve(registry: CommandRegistry) -> None:
+    """Register ``codesuggest serve``.
+
+    Args:
+        registry: the CLI's command registry.
+    """
+    parser = registry.command("serve", _serve, help="run the suggestion service (HTTP API)")
+    parser.add_argument(
+        "--host", default=None, help="address to bind (default CODESUGGEST_HOST, 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="port (default CODESUGGEST_PORT, 8000)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default CODESUGGEST_WORKERS, 1)",
+    )
+    parser.add_argument(
+        "--insecure-dev",
+        action="store_true",
+        help="serve WITHOUT API keys (every caller is admin); local development only",
+    )
+
+
+def uvicorn_log_config(level: str) -> dict[str, Any]:
+    """The logging configuration every worker process applies (one format, no access log).
+
+    Args:
+        level: the service's log level.
+
+    Returns:
+        A :func:`logging.config.dictConfig` document.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "default": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}
+        },
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+        # Our request middleware logs each request by route template; the access log would
+        # print raw paths and query strings (search terms), so it stays off.
+        "loggers": {"uvicorn.access": {"level": "WARNING"}},
+    }
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from pipeline.manifest import verify_manifest
+    from service.config import ENV_PREFIX, load_settings
+    from service.db import Database
+    from service.main import INSECURE_WARNING, create_app, load_suggester
+
+    settings = load_settings(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        insecure_dev=True if args.insecure_dev else None,
+    )
+    logging.getLogger().setLevel(settings.log_level)
+    if settings.insecure_dev:
+        sys.stderr.write(f"codesuggest: WARNING: {INSECURE_WARNING}\n")
+    # Migrate once here, so that several workers never race to create the schema.
+    db = Database(settings.database_url)
+    db.upgrade()
+    db.dispose()
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": uvicorn_log_config(settings.log_level),
+        "access_log": False,
+        "timeout_graceful_shutdown": 30,
+    }
+    if settings.workers == 1:
+        # Load here: a bad model stops the command with the loader's one-line message.
+        suggester = load_suggester(settings)
+        uvicorn.run(create_app(settings, suggester=suggester), **common)
+        return 0
+    # Worker processes build their own app from the environment; pass the flags on that way.
+    verify_manifest(settings.model_dir)
+    verify_manifest(settings.kb_dir)
+    for name in ("host", "port", "workers", "insecure_dev"):
+        os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(getattr(settings, name))
+    uvicorn.run("service.main:create_app", factory=True, workers=settings.workers, **common)
+    return 0
+
+
+# -- keys ---------------------------------------------------------------------------------------
+def register_keys(registry: CommandRegistry) -> None:
+    """Register ``codesuggest keys create|list|revoke``.
+
+    Args:
+        registry: the CLI's command registry.
+    """
+    from service.security import ROLES
+
+    registry.group("keys", help="API keys of the service")
+    create = registry.command(
+        "create", _keys_create, help="create an API key (its secret is printed once)", group="keys"
+    )
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    create.add_argument("--role", required=True, choices=ROLES, help="what the key may do")
+    create.add_argument("--json", action="store_true", help="print a JSON document")
+    _db_argument(create)
+    listing = registry.command(
+        "list", _keys_list, help="list API keys (never their secrets)", group="keys"
+    )
+    listing.add_argument("--active", action="store_true", help="leave out revoked keys")
+    listing.add_argument("--json", action="store_true", help="print a JSON document")
+    _db_argument(listing)
+    revoke = registry.command("revoke", _keys_revoke, help="revoke an API key", group="keys")
+    revoke.add_argument("id", help="the key id (the 12 hex digits after csk_)")
+    _db_argument(revoke)
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from service.security import create_key
+
+    db = _database(args)
+    try:
+        with db.session() as session:
+            info, token = create_key(session, args.name, args.role)
+    finally:
+        db.dispose()
+    if args.json:
+        print_json({"id": info.id, "name": info.name, "role": info.role, "key": token})
+    else:
+        sys.stdout.write(token + "\n")
+    sys.stderr.write(
+        f"created {info.role} key {info.id} for {info.name!r}; store it now, "
+        "it cannot be shown again\n"
+    )
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+
+    from service.models import AuditEntry
+    from service.security import list_keys
+
+    db = _database(args)
+    try:
+        with db.session() as session:
+            keys = list_keys(session, include_revoked=not args.active)
+            last_used = dict(
+                session.execute(
+                    select(AuditEntry.key_id, func.max(AuditEntry.at)).group_by(AuditEntry.key_id)
+                ).all()
+            )
+    finally:
+        db.dispose()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": k.id,
+            "name": k.name,
+            "role": k.role,
+            "created_at": k.created_at.isoformat(timespec="seconds"),
+            "revoked_at": k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else None,
+            "last_used_at": _iso(last_used.get(k.id)),
+        }
+        for k in keys
+    ]
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        sys.stderr.write(
+            "no API keys; create one with: codesuggest keys create --name N --role R\n"
+        )
+        return 0
+    header = f"{'id':<12}  {'role':<11}  {'created':<19}  {'revoked':<19}  {'last used':<19}  name"
+    sys.stdout.write(header + "\n")
+    for r in rows:
+        revoked = str(r["revoked_at"] or "-")[:19]
+        used = str(r["last_used_at"] or "-")[:19]
+        sys.stdout.write(
+            f"{r['id']:<12}  {r['role']:<11}  {r['created_at'][:19]:<19}  "
+            f"{revoked:<19}  {used:<19}  {r['name']}\n"
+        )
+    return 0
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else str(value)
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from service.security import revoke_key
+
+    db = _database(args)
+    try:
+        with db.session() as session:
+            info = revoke_key(session, args.id)
+    finally:
+        db.dispose()
+    sys.stderr.write(f"revoked key {info.id} ({info.role}, {info.name!r})\n")
+    return 0
+
+
+# -- db -----------------------------------------------------------------------------------------
+def register_db(registry: CommandRegistry) -> None:
+    """Register ``codesuggest db upgrade``.
+
+    Args:
+        registry: the CLI's command registry.
+    """
+    registry.group("db", help="the service database")
+    upgrade = registry.command(
+        "upgrade", _db_upgrade, help="create or migrate the service database", group="db"
+    )
+    _db_argument(upgrade)
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    db = _database(args)
+    try:
+        sys.stderr.write(f"database {db.safe_url} at revision {db.current_revision()}\n")
+    finally:
+        db.dispose()
+    return 0
+
+
+# -- corpus export-feedback ---------------------------------------------------------------------
+def register_feedback(registry: CommandRegistry) -> None:
+    """Register ``codesuggest corpus export-feedback``.
+
+    Args:
+        registry: the CLI's command registry.
+    """
+    export = registry.command(
+        "export-feedback",
+        _export_feedback,
+        help="write coders' accepted, added and modified codes as a training corpus (JSONL)",
+        group="corpus",
+    )
+    export.add_argument("--out", required=True, type=Path, help="corpus file to write")
+    export.add_argument("--json", action="store_true", help="print the report as JSON")
+    _db_argument(export)
+
+
+def _export_feedback(args: argparse.Namespace) -> int:
+    from service.feedback import export_feedback
+
+    db = _database(args)
+    try:
+        report = export_feedback(db, args.out)
+    finally:
+        db.dispose()
+    if args.json:
+        print_json(
+            {
+                "out": str(report.out),
+                "written": report.written,
+                "decisions": report.decisions,
+                "skipped": {
+                    "no_text": report.skipped_no_text,
+                    "no_codes": report.skipped_no_codes,
+                },
+            }
+        )
+    else:
+        sys.stderr.write(report.summary() + "\n")
+    return 0

@@ -1,0 +1,151 @@
+"""``POST /v1/suggestions`` and ``POST /v1/suggestions/batch``: the one suggest path over HTTP."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from service.audit import RequestInfo
+from service.config import Settings
+from service.deps import (
+    IdempotencyKey,
+    get_idempotency,
+    get_info,
+    get_jobs,
+    get_settings,
+    get_suggester,
+    require,
+)
+from service.errors import PayloadTooLargeError
+from service.idempotency import Answer, IdempotencyStore
+from service.jobs import JobManager
+from service.schemas import (
+    BatchRequest,
+    BatchResponse,
+    JobAccepted,
+    SuggestionRequest,
+    SuggestionResponse,
+    error_responses,
+)
+from service.security import Principal
+from service.suggesting import (
+    SuggesterLike,
+    check_length,
+    note_from_batch,
+    note_from_request,
+    options_from,
+    suggest_many,
+    suggest_one,
+)
+
+router = APIRouter(prefix="/v1", tags=["suggestions"])
+
+
+@router.post(
+    "/suggestions",
+    response_model=SuggestionResponse,
+    responses=error_responses(401, 403, 409, 413, 422),
+    summary="Suggest codes for one note",
+)
+def create_suggestions(
+    body: SuggestionRequest,
+    principal: Annotated[Principal, Depends(require("suggest"))],
+    info: Annotated[RequestInfo, Depends(get_info)],
+    settings: Annotated[Settings, Depends(get_settings)],
+    suggester: Annotated[SuggesterLike, Depends(get_suggester)],
+    idempotency: Annotated[IdempotencyStore, Depends(get_idempotency)],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Rank ICD-10-CM, CPT and HCPCS codes for a note, with evidence and the encounter code set."""
+    info.note_id, info.text_length, info.n_notes = body.note_id, len(body.text), 1
+    check_length(body.text, settings.max_text_chars)
+
+    def produce() -> Answer:
+        answer = suggest_one(
+            suggester, note_from_request(body), options_from(body), info.request_id
+        )
+        return Answer(200, answer.model_dump(mode="json"))
+
+    return idempotency.run(
+        key_id=principal.key_id,
+        idem_key=idempotency_key,
+        route="POST /v1/suggestions",
+        body=body,
+        info=info,
+        produce=produce,
+    )
+
+
+@router.post(
+    "/suggestions/batch",
+    response_model=BatchResponse,
+    responses={
+        202: {"model": JobAccepted, "description": "Over the synchronous limit: a job was queued."},
+        **error_responses(401, 403, 409, 413, 422, 429),
+    },
+    summary="Suggest codes for several notes (a job when over the synchronous limit)",
+)
+def create_batch(
+    body: BatchRequest,
+    principal: Annotated[Principal, Depends(require("batch"))],
+    info: Annotated[RequestInfo, Depends(get_info)],
+    settings: Annotated[Settings, Depends(get_settings)],
+    suggester: Annotated[SuggesterLike, Depends(get_suggester)],
+    jobs: Annotated[JobManager, Depends(get_jobs)],
+    idempotency: Annotated[IdempotencyStore, Depends(get_idempotency)],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Up to the synchronous limit (100) the answers come at once; more notes (up to 10,000) are
+    queued as a job: ``202`` with ``status_url`` (also in ``Location``) to poll."""
+    n_notes = len(body.notes)
+    info.n_notes, info.text_length = n_notes, sum(len(n.text) for n in body.notes)
+    if n_notes > settings.job_max_notes:
+        raise PayloadTooLargeError(
+            f"{n_notes:,} notes in one batch; the limit is {settings.job_max_notes:,} "
+            "(CODESUGGEST_JOB_MAX_NOTES): split the batch"
+        )
+    for i, note in enumerate(body.notes):
+        check_length(note.text, settings.max_text_chars, field=f"notes[{i}].text")
+    notes = [note_from_batch(note, body.setting) for note in body.notes]
+    options = options_from(body)
+
+    def produce() -> Answer:
+        model_version = suggester.model_version
+        code_set_versions = dict(suggester.code_set_versions)
+        if n_notes <= settings.batch_sync_limit:
+            started = time.perf_counter()
+            results = suggest_many(suggester, notes, options, info.request_id)
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+            batch = BatchResponse(
+                n_notes=n_notes,
+                results=results,
+                elapsed_ms=elapsed_ms,
+                model_version=model_version,
+                code_set_versions=code_set_versions,
+                request_id=info.request_id,
+            )
+            return Answer(200, batch.model_dump(mode="json"))
+        token, row = jobs.submit(principal, notes, options, info.request_id)
+        url = f"/v1/jobs/{token}"
+        accepted = JobAccepted(
+            job_id=token,
+            status="queued",
+            status_url=url,
+            n_notes=row.n_notes,
+            model_version=model_version,
+            code_set_versions=code_set_versions,
+            request_id=info.request_id,
+        )
+        return Answer(202, accepted.model_dump(mode="json"), headers={"Location": url})
+
+    return idempotency.run(
+        key_id=principal.key_id,
+        idem_key=idempotency_key,
+        route="POST /v1/suggestions/batch",
+        body=body,
+        info=info,
+        produce=produce,
+    )

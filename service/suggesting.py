@@ -1,0 +1,250 @@
+"""From API requests to :meth:`pipeline.suggest.Suggester.suggest` calls and back.
+
+The service does not code notes itself: it checks limits, turns request bodies into the
+suggester's arguments, calls the one ``suggest`` path (``suggest_batch`` for several notes that
+share their arguments) and turns the results into response bodies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from pipeline.errors import NoteTooLongError
+from pipeline.suggest import Patient, SuggestionResult
+from service.schemas import (
+    BatchNoteIn,
+    BatchRequest,
+    PatientIn,
+    SuggestionRequest,
+    SuggestionResponse,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class SuggesterLike(Protocol):
+    """What the service needs from :class:`pipeline.suggest.Suggester`."""
+
+    kb: Any
+
+    @property
+    def model_version(self) -> str:
+        """Name and version of the model."""
+        ...
+
+    @property
+    def code_set_versions(self) -> dict[str, str]:
+        """Versions of the code sets."""
+        ...
+
+    def model_info(self) -> dict[str, Any]:
+        """Name, version, created_at, training data, metrics and code-set versions."""
+        ...
+
+    def suggest(
+        self,
+        text: str,
+        *,
+        setting: str = "outpatient",
+        code_systems: Sequence[str] | None = None,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        patient: Patient | None = None,
+        encounter_date: dt.date | None = None,
+        note_id: str | None = None,
+    ) -> SuggestionResult:
+        """Code one note."""
+        ...
+
+    def suggest_batch(
+        self,
+        texts: Sequence[str],
+        *,
+        setting: str = "outpatient",
+        code_systems: Sequence[str] | None = None,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        patient: Patient | None = None,
+        encounter_date: dt.date | None = None,
+        note_ids: Sequence[str | None] | None = None,
+    ) -> list[SuggestionResult]:
+        """Code several notes with the same arguments (``note_ids``: one id per text)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NoteInput:
+    """One note to code with its own arguments (hashable, so notes can be grouped)."""
+
+    text: str
+    note_id: str | None
+    setting: str
+    encounter_date: dt.date | None
+    age: int | None
+    sex: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Arguments shared by every note of a request."""
+
+    code_systems: tuple[str, ...] | None
+    top_k: int | None
+    min_score: float | None
+
+
+def check_length(text: str, max_chars: int, field: str = "text") -> None:
+    """Refuse a note over the configured length.
+
+    Args:
+        text: the note.
+        max_chars: the limit (``CODESUGGEST_MAX_TEXT_CHARS``).
+        field: the request field, named in the message.
+
+    Raises:
+        NoteTooLongError: the note is longer than ``max_chars`` (answered with 413).
+    """
+    if len(text) > max_chars:
+        raise NoteTooLongError(
+            f"{field} has {len(text):,} characters; this service accepts at most {max_chars:,}"
+        )
+
+
+def _patient(patient: PatientIn | None) -> tuple[int | None, str | None]:
+    return (patient.age, patient.sex) if patient is not None else (None, None)
+
+
+def note_from_request(request: SuggestionRequest) -> NoteInput:
+    """Build the note of a single-note request."""
+    age, sex = _patient(request.patient)
+    return NoteInput(
+        request.text, request.note_id, request.setting, request.encounter_date, age, sex
+    )
+
+
+def note_from_batch(note: BatchNoteIn, default_setting: str) -> NoteInput:
+    """Build one note of a batch request, with the batch's setting as the fallback."""
+    age, sex = _patient(note.patient)
+    return NoteInput(
+        note.text, note.note_id, note.setting or default_setting, note.encounter_date, age, sex
+    )
+
+
+def options_from(request: SuggestionRequest | BatchRequest) -> Options:
+    """Build the shared options of a request."""
+    systems = tuple(dict.fromkeys(request.code_systems)) if request.code_systems else None
+    return Options(systems, request.top_k, request.min_score)
+
+
+def _kwargs(note: NoteInput, options: Options) -> dict[str, Any]:
+    patient = None
+    if note.age is not None or note.sex is not None:
+        patient = Patient(age=note.age, sex=note.sex or "unknown")
+    return {
+        "setting": note.setting,
+        "code_systems": list(options.code_systems) if options.code_systems else None,
+        "top_k": options.top_k,
+        "min_score": options.min_score,
+        "patient": patient,
+        "encounter_date": note.encounter_date,
+    }
+
+
+def to_response(
+    result: SuggestionResult, note_id: str | None, request_id: str
+) -> SuggestionResponse:
+    """Turn a pipeline result into the API answer for one note.
+
+    Args:
+        result: what the suggester returned.
+        note_id: the caller's note id, echoed back.
+        request_id: the request's id.
+
+    Returns:
+        The response body.
+    """
+    data = asdict(result)
+    return SuggestionResponse(
+        note_id=note_id,
+        setting=data["setting"],
+        suggestions=data["suggestions"],
+        excluded=data["excluded"],
+        code_set=data["code_set"],
+        encounter=data.get("extra") or {},
+        model_version=data["model_version"],
+        code_set_versions=data["code_set_versions"],
+        request_id=request_id,
+        elapsed_ms=round(float(data["elapsed_ms"]), 3),
+    )
+
+
+def suggest_one(
+    suggester: SuggesterLike, note: NoteInput, options: Options, request_id: str
+) -> SuggestionResponse:
+    """Code one note through the one suggest path.
+
+    Args:
+        suggester: the loaded suggester.
+        note: the note and its arguments.
+        options: shared options.
+        request_id: the request's id.
+
+    Returns:
+        The response body.
+    """
+    result = suggester.suggest(note.text, note_id=note.note_id, **_kwargs(note, options))
+    return to_response(result, note.note_id, request_id)
+
+
+def suggest_many(
+    suggester: SuggesterLike, notes: Sequence[NoteInput], options: Options, request_id: str
+) -> list[SuggestionResponse]:
+    """Code several notes, batching those that share their arguments.
+
+    Notes with the same setting, patient and date go through one ``suggest_batch`` call (the
+    pipeline processes them together); the answers come back in the order of ``notes``.
+
+    Args:
+        suggester: the loaded suggester.
+        notes: the notes.
+        options: shared options.
+        request_id: the request's id.
+
+    Returns:
+        One response body per note, in order.
+    """
+    started = time.perf_counter()
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, note in enumerate(notes):
+        key = (note.setting, note.encounter_date, note.age, note.sex)
+        groups.setdefault(key, []).append(index)
+    answers: list[SuggestionResponse | None] = [None] * len(notes)
+    for indexes in groups.values():
+        if len(indexes) == 1:
+            i = indexes[0]
+            answers[i] = suggest_one(suggester, notes[i], options, request_id)
+            continue
+        kwargs = _kwargs(notes[indexes[0]], options)
+        texts = [notes[i].text for i in indexes]
+        results = suggester.suggest_batch(
+            texts, note_ids=[notes[i].note_id for i in indexes], **kwargs
+        )
+        if len(results) != len(indexes):
+            raise RuntimeError(
+                f"suggest_batch returned {len(results)} results for {len(indexes)} notes"
+            )
+        for i, result in zip(indexes, results, strict=True):
+            answers[i] = to_response(result, notes[i].note_id, request_id)
+    logger.debug(
+        "request %s: coded %d notes in %d groups in %.1f ms",
+        request_id,
+        len(notes),
+        len(groups),
+        (time.perf_counter() - started) * 1000,
+    )
+    return [a for a in answers if a is not None]
