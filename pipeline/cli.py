@@ -35,6 +35,7 @@ Handler = Callable[[argparse.Namespace], int | None]
 # Command modules shipped with this package: "module:function" taking a CommandRegistry.
 BUILTIN_COMMAND_MODULES = (
     "pipeline.kb.cli:register",
+    "pipeline.kb.fetch:register",
     "corpora.cli:register",
     "pipeline.cli:register_core",
 )
