@@ -104,7 +104,7 @@ BAD_ROWS = [
         3,
         "duplicate id 'x1' (first on line 2)",
     ),
-    ("bad code", "id,text,codes\nx1,note,E11.9\nx2,note,E11.9;ZZZ\n", 3, "column 'codes'"),
+    ("bad code", "id,text,codes\nx1,note,E11.9\nx2,note,E11.9;E11.12345\n", 3, "column 'codes'"),
     ("bad prefix", "id,text,codes\nx1,note,ICD9:250.00\n", 2, "unknown system prefix"),
     ("extra field", "id,text,codes\nx1,note,E11.9,oops\n", 2, "4 field(s), the header has 3"),
     ("missing column", "id,body,codes\nx1,note,E11.9\n", 1, "no column(s) ['text']"),
