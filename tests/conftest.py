@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pipeline.locations import default_data_dir
+
+if TYPE_CHECKING:
+    from pipeline.kb.store import KnowledgeBase
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The reference data folder (always present in CI; nothing is skipped)."""
     return default_data_dir()
+
+
+@pytest.fixture(scope="session")
+def kb_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A knowledge base built from the reference data and saved, once per test session (~10 s)."""
+    from pipeline.kb.store import KnowledgeBase
+
+    folder = tmp_path_factory.mktemp("kb")
+    KnowledgeBase.build(data_dir).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def kb(kb_dir: Path) -> KnowledgeBase:
+    """The session's knowledge base, read back from :func:`kb_dir` (so every test covers load)."""
+    from pipeline.kb.store import KnowledgeBase
+
+    return KnowledgeBase.load(kb_dir)

@@ -345,16 +345,24 @@ def _node(
     seventh = elem.find("sevenChrDef")
     if seventh is not None:
         table: dict[str, str] = {}
-        for ext in seventh.findall("extension"):
-            char = (ext.get("char") or "").strip().upper()
-            if len(char) != 1:
-                raise DataFileError(f"{path}: {code}: bad 7th character {char!r}")
-            table[char] = _clean(ext.text)
+        # A <note> after an <extension> widens it ("B ... type I or II" also covers "open
+        # fracture NOS"); the title keeps the extension's wording, the note goes to seventh_note.
+        widened: list[str] = []
+        char = ""
+        for item in seventh:
+            if item.tag == "extension":
+                char = (item.get("char") or "").strip().upper()
+                if len(char) != 1:
+                    raise DataFileError(f"{path}: {code}: bad 7th character {char!r}")
+                table[char] = _clean(item.text)
+            elif item.tag == "note" and char and _clean(item.text):
+                widened.append(f"{char} also: {_clean(item.text)}")
         if not table:
             raise DataFileError(f"{path}: {code}: empty sevenChrDef")
         node.seventh_def = table
         note = elem.find("sevenChrNote/note")
-        node.seventh_note = _clean(note.text) if note is not None else None
+        parts = ([_clean(note.text)] if note is not None else []) + widened
+        node.seventh_note = "; ".join(parts) or None
     return node
 
 

@@ -102,9 +102,9 @@ _TUPLE_FIELDS = (
 )
 # Code references inside a note: "(E08.-)", "(M25.57-)", "(A00-A09)", "(S32.1--S32.9 with ...)".
 _NOTE_PARENS = re.compile(r"\(([^()]*)\)")
-_NOTE_CODE = re.compile(
-    r"\b(?P<lo>[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{0,4})?)-?(?:-(?P<hi>[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{0,4})?))?"
-)
+# A letter, a digit (or the "A" of FY2026's QA0), an alphanumeric; ".", up to 4 more characters.
+_CODE_PATTERN = r"[A-Z](?:[0-9]|A(?=[0-9]))[0-9A-Z](?:\.[0-9A-Z]{0,4})?"
+_NOTE_CODE = re.compile(rf"\b(?P<lo>{_CODE_PATTERN})(?:-{{1,2}}(?P<hi>{_CODE_PATTERN})|-)?")
 
 
 @dataclass(frozen=True, slots=True)
