@@ -90,7 +90,7 @@ def uvicorn_log_config(level: str) -> dict[str, Any]:
         "root": {"handlers": ["stderr"], "level": level},
         # Our request middleware logs each request by route template; the access log would
         # print raw paths and query strings (search terms), so it stays off.
-        "loggers": {"uvicorn.access": {"level": "WARNING"}},
+        "loggers": {"uvicorn.access": {"level": "WARNING"}, "alembic": {"level": "WARNING"}},
     }
 
 
@@ -109,12 +109,18 @@ def _serve(args: argparse.Namespace) -> int:
         insecure_dev=True if args.insecure_dev else None,
     )
     logging.getLogger().setLevel(settings.log_level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if settings.insecure_dev:
         sys.stderr.write(f"codesuggest: WARNING: {INSECURE_WARNING}\n")
+    # Cheap checks first, so that a missing or tampered artefact stops here with one line.
+    verify_manifest(settings.model_dir)
+    verify_manifest(settings.kb_dir)
     # Migrate once here, so that several workers never race to create the schema.
     db = Database(settings.database_url)
-    db.upgrade()
-    db.dispose()
+    try:
+        db.upgrade()
+    finally:
+        db.dispose()
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -128,8 +134,6 @@ def _serve(args: argparse.Namespace) -> int:
         uvicorn.run(create_app(settings, suggester=suggester), **common)
         return 0
     # Worker processes build their own app from the environment; pass the flags on that way.
-    verify_manifest(settings.model_dir)
-    verify_manifest(settings.kb_dir)
     for name in ("host", "port", "workers", "insecure_dev"):
         os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(getattr(settings, name))
     uvicorn.run("service.main:create_app", factory=True, workers=settings.workers, **common)

@@ -62,7 +62,13 @@ def make_engine(url: str) -> Engine:
     if is_sqlite:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ServiceConfigError(
+                    f"cannot create the database folder {folder}: {exc}"
+                ) from exc
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     try:
         engine = create_engine(parsed, **kwargs)
@@ -119,17 +125,32 @@ class Database:
         Raises:
             ServiceConfigError: the database cannot be reached or migrated.
         """
+        self._migrate("upgrade", revision, attempts)
+
+    def downgrade(self, revision: str = "base") -> None:
+        """Revert the migrations down to ``revision`` (``base``: drop every table).
+
+        Args:
+            revision: target revision.
+
+        Raises:
+            ServiceConfigError: the database cannot be reached or migrated.
+        """
+        self._migrate("downgrade", revision, 1)
+
+    def _migrate(self, direction: str, revision: str, attempts: int) -> None:
         from alembic import command
         from alembic.config import Config
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        step = command.upgrade if direction == "upgrade" else command.downgrade
         for attempt in range(1, attempts + 1):
             try:
                 with self.engine.begin() as connection:
                     config.attributes["connection"] = connection
-                    command.upgrade(config, revision)
+                    step(config, revision)
                 break
             except OperationalError as exc:
                 if attempt == attempts:

@@ -204,6 +204,14 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == 400 and exc.__cause__ is not None:
+        # FastAPI reports a body it cannot decode (not UTF-8, ...) as a bare 400; to clients it
+        # is invalid JSON like any other, so it gets the same 422 naming the body.
+        reason = f"invalid JSON: {type(exc.__cause__).__name__}"
+        fields = [{"field": "body", "message": reason}]
+        message = f"invalid request: body: {reason}"
+        body = error_body("validation_error", message, _request_id(request), fields)
+        return JSONResponse(body, status_code=422)
     detail = exc.detail if isinstance(exc.detail, str) else _STATUS_TYPES.get(status, "error")
     if status == 404 and detail == "Not Found":
         detail = f"no such endpoint: {request.method} {request.url.path}"

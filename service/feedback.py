@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
@@ -41,7 +41,7 @@ def canonical_code(kb: Any, code: str, system: str | None) -> tuple[str, str]:
     """Return ``(system, code)`` in canonical form, checked against the knowledge base.
 
     Args:
-        kb: the knowledge base (``lookup(code)`` raising Malformed/UnknownCodeError).
+        kb: the knowledge base (``lookup(code, system)`` raising Malformed/UnknownCodeError).
         code: the code as sent.
         system: the system the caller gave, or None to read it from the code's form.
 
@@ -52,16 +52,14 @@ def canonical_code(kb: Any, code: str, system: str | None) -> tuple[str, str]:
         MalformedCodeError: the text cannot be a code (of the given system).
         UnknownCodeError: a well-formed ICD-10-CM or HCPCS code the knowledge base lacks.
     """
-    read_system: System | None = system if system in ("ICD10CM", "HCPCS", "CPT") else None  # type: ignore[assignment]
-    parsed_system, canonical = normalize_code(code, read_system)
+    read_system = cast(System | None, system)
     try:
-        record = kb.lookup(canonical)
+        record = kb.lookup(code, read_system)
     except UnknownCodeError:
+        parsed_system, canonical = normalize_code(code, read_system)
         if parsed_system in COMPLETE_SYSTEMS:
             raise
         return parsed_system, canonical
-    if system is not None and record.system != system:
-        raise MalformedCodeError(f"{code!r} is a {record.system} code, not {system}")
     return str(record.system), str(record.code)
 
 

@@ -59,7 +59,7 @@ class _Request(BaseModel):
 class PatientIn(_Request):
     """What the request says about the patient (age/sex edits, new vs established)."""
 
-    age: int | None = Field(None, ge=0, le=130, description="Age in years.")
+    age: int | None = Field(None, ge=0, le=130, strict=True, description="Age in years.")
     sex: Literal["female", "male", "unknown"] = "unknown"
 
 
@@ -76,10 +76,11 @@ class SuggestOptions(_Request):
         None,
         ge=1,
         le=500,
+        strict=True,
         description="At most this many suggestions (model default when omitted).",
     )
     min_score: float | None = Field(
-        None, ge=0.0, le=1.0, description="Leave out suggestions scoring below this."
+        None, ge=0.0, le=1.0, strict=True, description="Leave out suggestions scoring below this."
     )
 
 

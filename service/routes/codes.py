@@ -35,10 +35,14 @@ def get_code(
     _: Annotated[Principal, Depends(require("read"))],
     info: Annotated[RequestInfo, Depends(get_info)],
     suggester: Annotated[SuggesterLike, Depends(get_suggester)],
+    system: Annotated[
+        CodeSystem | None,
+        Query(description="Read the code as this system (S9340: HCPCS, or ICD-10-CM S93.40)."),
+    ] = None,
 ) -> CodeOut:
     """A code as typed (``s93401a``, ``S93.401A``, ``l1906``, ``99213``): 404 when unknown, 422
     when it cannot be a code."""
-    record = suggester.kb.lookup(code)
+    record = suggester.kb.lookup(code, system)
     return CodeOut(
         code=record.code,
         system=record.system,

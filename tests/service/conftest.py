@@ -63,9 +63,9 @@ class FakeKB:
 
     versions = FAKE_VERSIONS
 
-    def lookup(self, code: str) -> CodeRecord:
-        """Return the record of ``code`` (any spelling)."""
-        _, canonical = normalize_code(code)
+    def lookup(self, code: str, system: Any = None) -> CodeRecord:
+        """Return the record of ``code`` (any spelling), read as ``system`` when given."""
+        _, canonical = normalize_code(code, system)
         if canonical not in _RECORDS:
             raise UnknownCodeError(f"{canonical} is not a code of the knowledge base")
         return _RECORDS[canonical]
@@ -223,7 +223,7 @@ class Service:
 
     client: TestClient
     keys: dict[str, str]
-    suggester: FakeSuggester
+    suggester: Any
     settings: Settings
 
     running: bool = True
@@ -282,3 +282,24 @@ def service(service_factory: Callable[..., Service]) -> Service:
 def patient() -> Patient:
     """A patient record as the pipeline receives it."""
     return Patient(age=47, sex="female")
+
+
+@pytest.fixture(scope="session")
+def real_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The app with the real default model and knowledge base, loaded once by its lifespan."""
+    from pipeline.locations import default_kb_dir, default_model_dir
+
+    folder = tmp_path_factory.mktemp("real-service")
+    settings = make_settings(
+        folder,
+        model_dir=default_model_dir(),
+        kb_dir=default_kb_dir(),
+        batch_sync_limit=100,
+        job_chunk_size=8,
+    )
+    keys = make_keys(settings.database_url)
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    client.__enter__()  # runs the lifespan: Suggester.load(models/default, models/kb)
+    svc = Service(client, keys, client.app.state.suggester, settings)  # type: ignore[attr-defined]
+    yield svc
+    svc.stop()

@@ -50,7 +50,7 @@ def test_audit_records_who_called_what_for_which_note(service: Service) -> None:
         ("GET", "/v1/model", None, 401, "/v1/model", False),
         ("GET", "/v1/codes/S93.401A", "coder", 200, "/v1/codes/{code}", True),
         ("GET", "/v1/codes/Z99.999", "coder", 404, "/v1/codes/{code}", True),
-        ("GET", "/v1/codes/not-a-code", "coder", 422, "/v1/codes/{code}", True),
+        ("GET", "/v1/codes/1234567", "coder", 422, "/v1/codes/{code}", True),
         # No route matched, so no authentication ran: the row has no key.
         ("GET", "/v1/nothing-here", "coder", 404, "(unmatched)", False),
     ],

@@ -1,0 +1,463 @@
+"""Service benchmark: latency, throughput and memory of ``codesuggest serve`` on this machine.
+
+``python -m service.bench --model models/default --corpus build/corpora/codiesp-dev.jsonl``
+(``make bench``) starts the real service (1 worker, then 2) on a free localhost port with a
+fresh database and API key, sends 2 KB notes taken from the corpus (or ``corpora/samples/*.txt``
+when the corpus file is missing) and measures, for each worker count and concurrency level:
+latency p50/p95/max, throughput (notes/s) and resident memory of each worker process. It prints
+a table, checks the targets (p95 under 150 ms at concurrency 1; 40 notes/s with 2 workers) and
+writes JSON with ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+TARGET_P95_MS = 150.0
+TARGET_NOTES_PER_S = 40.0
+NOTE_CHARS = 2048
+
+
+@dataclass
+class RunResult:
+    """One measured configuration.
+
+    Attributes:
+        workers: uvicorn worker processes.
+        concurrency: clients sending at once.
+        requests: requests sent (after warm-up).
+        errors: non-200 answers.
+        p50_ms: median latency.
+        p95_ms: 95th percentile latency.
+        max_ms: slowest request.
+        notes_per_s: throughput.
+        rss_mb: resident memory of each worker process after the run.
+        startup_s: seconds from process start to ``/health/ready``.
+    """
+
+    workers: int
+    concurrency: int
+    requests: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    notes_per_s: float
+    rss_mb: list[float] = field(default_factory=list)
+    startup_s: float = 0.0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Return the ``q``-th percentile (0-100) by linear interpolation.
+
+    Args:
+        values: the sample (non-empty).
+        q: the percentile.
+
+    Returns:
+        The value.
+
+    Raises:
+        ValueError: empty sample or q outside 0-100.
+    """
+    if not values or not 0 <= q <= 100:
+        raise ValueError("percentile of an empty sample, or q outside 0-100")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def cut_note(text: str, chars: int = NOTE_CHARS) -> str:
+    """Cut a note to about ``chars`` characters at a word boundary.
+
+    Args:
+        text: the note.
+        chars: the target length.
+
+    Returns:
+        The note, or its first ``chars`` characters up to the last whitespace.
+    """
+    if len(text) <= chars:
+        return text
+    head = text[:chars]
+    space = max(head.rfind(" "), head.rfind("\n"))
+    return head[:space] if space > chars // 2 else head
+
+
+def load_notes(
+    corpus: Path | None, samples_dir: Path, chars: int = NOTE_CHARS
+) -> tuple[list[str], str]:
+    """Collect benchmark notes of about ``chars`` characters.
+
+    Short notes are joined with their successors until they reach the size, so that every
+    request carries about the same amount of text.
+
+    Args:
+        corpus: a corpus JSONL file (``text`` per line), or None.
+        samples_dir: the folder of sample ``.txt`` notes used when the corpus is missing.
+        chars: target note length.
+
+    Returns:
+        The notes and a description of where they came from.
+
+    Raises:
+        FileNotFoundError: neither the corpus nor any sample note exists.
+    """
+    texts: list[str] = []
+    if corpus is not None and corpus.is_file():
+        with open(corpus, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    texts.append(str(json.loads(line)["text"]))
+        source = str(corpus)
+    else:
+        texts = [p.read_text(encoding="utf-8") for p in sorted(samples_dir.glob("*.txt"))]
+        source = f"{samples_dir}/*.txt (corpus {corpus} not found)"
+    if not texts:
+        raise FileNotFoundError(f"no notes in {source}")
+    notes: list[str] = []
+    pending = ""
+    for text in texts:
+        pending = f"{pending}\n\n{text}" if pending else text
+        if len(pending) >= chars * 3 // 4:
+            notes.append(cut_note(pending, chars))
+            pending = ""
+    if not notes:
+        notes.append(cut_note(pending, chars))
+    return notes, source
+
+
+def free_port() -> int:
+    """Return a TCP port free on localhost right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _worker_pids(pid: int) -> list[int]:
+    import psutil
+
+    parent = psutil.Process(pid)
+    children = [
+        c
+        for c in parent.children(recursive=True)
+        if "resource_tracker" not in " ".join(c.cmdline())
+    ]
+    return [c.pid for c in children] or [pid]
+
+
+def rss_mb(pids: Sequence[int]) -> list[float]:
+    """Resident memory of each process, in MiB."""
+    import psutil
+
+    return [round(psutil.Process(p).memory_info().rss / 2**20, 1) for p in pids]
+
+
+@contextmanager
+def running_service(
+    workers: int, env: dict[str, str], cwd: Path, log: Path, timeout: float = 300
+) -> Iterator[tuple[str, int, float]]:
+    """Start ``codesuggest serve`` and stop it afterwards.
+
+    Args:
+        workers: worker processes.
+        env: the process environment (``CODESUGGEST_*`` settings).
+        cwd: working directory.
+        log: file that receives the service's output.
+        timeout: seconds to wait for readiness.
+
+    Yields:
+        Base URL, process id, startup seconds.
+    """
+    import httpx
+
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    started = time.perf_counter()
+    with open(log, "ab") as out:
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the service exited with {process.returncode}; see {log}")
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the service was not ready after {timeout:.0f} s; see {log}")
+            time.sleep(0.2)
+        yield base, process.pid, time.perf_counter() - started
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+def measure(
+    base: str, key: str, notes: Sequence[str], requests: int, concurrency: int
+) -> tuple[list[float], int, float]:
+    """Send ``requests`` notes with ``concurrency`` clients.
+
+    Args:
+        base: service URL.
+        key: API key.
+        notes: notes to cycle through.
+        requests: how many to send.
+        concurrency: parallel clients (each with its own keep-alive connection).
+
+    Returns:
+        Latencies in ms, number of errors, wall-clock seconds.
+    """
+    import httpx
+    from tqdm import tqdm
+
+    local = threading.local()
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def one(i: int) -> tuple[float, bool]:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(base_url=base, headers=headers, timeout=120)
+        body = {"text": notes[i % len(notes)], "note_id": f"bench-{i}"}
+        t0 = time.perf_counter()
+        response = client.post("/v1/suggestions", json=body)
+        return (time.perf_counter() - t0) * 1000, response.status_code == 200
+
+    latencies: list[float] = []
+    errors = 0
+    started = time.perf_counter()
+    with (
+        ThreadPoolExecutor(concurrency) as pool,
+        tqdm(total=requests, desc=f"c={concurrency}", leave=False) as bar,
+    ):
+        for ms, ok in pool.map(one, range(requests)):
+            latencies.append(ms)
+            errors += 0 if ok else 1
+            bar.update()
+    return latencies, errors, time.perf_counter() - started
+
+
+def run_benchmark(
+    model: Path,
+    kb: Path | None,
+    notes: Sequence[str],
+    workers_list: Sequence[int],
+    concurrency_list: Sequence[int],
+    requests: int,
+    warmup: int,
+) -> list[RunResult]:
+    """Measure every (workers, concurrency) combination against a fresh service.
+
+    Args:
+        model: the model folder.
+        kb: the knowledge-base folder, or None for the default.
+        notes: benchmark notes.
+        workers_list: worker counts to try.
+        concurrency_list: concurrency levels to try.
+        requests: requests per combination.
+        warmup: requests sent first and not measured.
+
+    Returns:
+        One result per combination.
+    """
+    from service.db import Database
+    from service.security import create_key
+
+    results: list[RunResult] = []
+    with tempfile.TemporaryDirectory(prefix="codesuggest-bench-") as tmp:
+        folder = Path(tmp)
+        url = f"sqlite:///{folder / 'bench.sqlite3'}"
+        db = Database(url)
+        db.upgrade()
+        with db.session() as session:
+            _, key = create_key(session, "service benchmark", "integration")
+        db.dispose()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CODESUGGEST_")}
+        env.update(
+            CODESUGGEST_DATABASE_URL=url,
+            CODESUGGEST_MODEL_DIR=str(model.resolve()),
+            CODESUGGEST_LOG_LEVEL="WARNING",
+            CODESUGGEST_MAX_TEXT_CHARS=str(max(100_000, max(len(n) for n in notes))),
+        )
+        if kb is not None:
+            env["CODESUGGEST_KB_DIR"] = str(kb.resolve())
+        log = folder / "service.log"
+        for workers in workers_list:
+            with running_service(workers, env, folder, log) as (base, pid, startup):
+                logger.info("%d worker(s) ready in %.1f s", workers, startup)
+                measure(base, key, notes, max(warmup, 2 * workers), max(concurrency_list))
+                for concurrency in concurrency_list:
+                    latencies, errors, wall = measure(base, key, notes, requests, concurrency)
+                    results.append(
+                        RunResult(
+                            workers=workers,
+                            concurrency=concurrency,
+                            requests=requests,
+                            errors=errors,
+                            p50_ms=round(percentile(latencies, 50), 1),
+                            p95_ms=round(percentile(latencies, 95), 1),
+                            max_ms=round(max(latencies), 1),
+                            notes_per_s=round(requests / wall, 1),
+                            rss_mb=rss_mb(_worker_pids(pid)),
+                            startup_s=round(startup, 1),
+                        )
+                    )
+    return results
+
+
+def targets(results: Sequence[RunResult]) -> dict[str, dict[str, Any]]:
+    """Compare the results with the targets.
+
+    Args:
+        results: measured combinations.
+
+    Returns:
+        Per target: the measured value, the target and whether it is met (None if not measured).
+    """
+    single = [r for r in results if r.workers == 1 and r.concurrency == 1]
+    two = [r for r in results if r.workers == 2]
+    p95 = single[0].p95_ms if single else None
+    best = max((r.notes_per_s for r in two), default=None)
+    return {
+        "p95_ms_at_concurrency_1": {
+            "value": p95,
+            "target": TARGET_P95_MS,
+            "met": None if p95 is None else p95 < TARGET_P95_MS,
+        },
+        "notes_per_s_with_2_workers": {
+            "value": best,
+            "target": TARGET_NOTES_PER_S,
+            "met": None if best is None else best >= TARGET_NOTES_PER_S,
+        },
+    }
+
+
+def format_table(results: Sequence[RunResult]) -> str:
+    """Render the results as a Markdown table."""
+    lines = [
+        "| workers | concurrency | requests | errors | p50 ms | p95 ms | max ms | notes/s "
+        "| RSS per worker MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.workers} | {r.concurrency} | {r.requests} | {r.errors} | {r.p50_ms} "
+            f"| {r.p95_ms} | {r.max_ms} | {r.notes_per_s} "
+            f"| {', '.join(str(m) for m in r.rss_mb)} |"
+        )
+    return "\n".join(lines)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from exc
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark from the command line; returns the exit code."""
+    from pipeline.locations import PROJECT_ROOT, default_model_dir
+
+    parser = argparse.ArgumentParser(
+        prog="python -m service.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--model", type=Path, default=default_model_dir(), help="model folder")
+    parser.add_argument(
+        "--kb", type=Path, default=None, help="knowledge-base folder (default models/kb)"
+    )
+    parser.add_argument("--corpus", type=Path, default=None, help="corpus JSONL to take notes from")
+    parser.add_argument("--requests", type=int, default=200, help="requests per configuration")
+    parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests first")
+    parser.add_argument("--workers", type=_int_list, default=[1, 2], help="worker counts, e.g. 1,2")
+    parser.add_argument(
+        "--concurrency", type=_int_list, default=[1, 8], help="client counts, e.g. 1,8"
+    )
+    parser.add_argument("--note-chars", type=int, default=NOTE_CHARS, help="characters per note")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not (args.model / "manifest.json").is_file():
+        sys.stderr.write(
+            f"service.bench: error: {args.model} is not a model folder (no manifest.json)\n"
+        )
+        return 2
+    if args.requests < 1:
+        sys.stderr.write("service.bench: error: --requests must be at least 1\n")
+        return 2
+    notes, source = load_notes(args.corpus, PROJECT_ROOT / "corpora" / "samples", args.note_chars)
+    mean_chars = statistics.mean(len(n) for n in notes)
+    logger.info("%d notes of %.0f characters on average from %s", len(notes), mean_chars, source)
+    results = run_benchmark(
+        args.model, args.kb, notes, args.workers, args.concurrency, args.requests, args.warmup
+    )
+    checked = targets(results)
+    sys.stdout.write(format_table(results) + "\n\n")
+    for name, target in checked.items():
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[target["met"]]
+        sys.stdout.write(f"{name}: {target['value']} (target {target['target']}): {verdict}\n")
+    if args.out is not None:
+        document = {
+            "command": " ".join(
+                [Path(sys.executable).name, "-m", "service.bench", *(argv or sys.argv[1:])]
+            ),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+            "notes": {"count": len(notes), "mean_chars": round(mean_chars), "source": source},
+            "results": [asdict(r) for r in results],
+            "targets": checked,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

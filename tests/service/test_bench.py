@@ -1,0 +1,102 @@
+"""The service benchmark's helpers, and one tiny real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.locations import default_model_dir
+from service.bench import RunResult, cut_note, format_table, load_notes, main, percentile, targets
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        ([5.0], 95, 5.0),
+        ([1.0, 2.0, 3.0, 4.0], 50, 2.5),
+        ([1.0, 2.0, 3.0, 4.0, 5.0], 100, 5.0),
+        ([3.0, 1.0, 2.0], 0, 1.0),
+    ],
+)
+def test_bench_percentile(values: list[float], q: float, expected: float) -> None:
+    assert percentile(values, q) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("values", "q"), [([], 50), ([1.0], 101)])
+def test_bench_percentile_rejects_bad_input(values: list[float], q: float) -> None:
+    with pytest.raises(ValueError):
+        percentile(values, q)
+
+
+@pytest.mark.parametrize(
+    ("text", "chars", "expected"),
+    [("short", 10, "short"), ("one two three four", 10, "one two"), ("x" * 30, 10, "x" * 10)],
+)
+def test_bench_cut_note(text: str, chars: int, expected: str) -> None:
+    assert cut_note(text, chars) == expected
+
+
+def test_bench_load_notes_joins_short_notes(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    lines = [{"id": str(i), "text": f"note {i} " + "word " * 30, "codes": []} for i in range(10)]
+    corpus.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    notes, source = load_notes(corpus, tmp_path, chars=400)
+    assert source == str(corpus)
+    assert all(300 <= len(n) <= 400 for n in notes[:-1])
+    assert notes[0].startswith("note 0") and "note 1" in notes[0]
+
+
+def test_bench_load_notes_falls_back_to_samples(tmp_path: Path) -> None:
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "a.txt").write_text("ankle " * 500)
+    notes, source = load_notes(tmp_path / "missing.jsonl", samples, chars=2048)
+    assert "not found" in source
+    assert len(notes) == 1 and len(notes[0]) <= 2048
+    with pytest.raises(FileNotFoundError):
+        load_notes(None, tmp_path / "nothing-here")
+
+
+def test_bench_targets_and_table() -> None:
+    results = [
+        RunResult(1, 1, 10, 0, 40.0, 90.0, 120.0, 20.0, [500.0]),
+        RunResult(2, 8, 10, 0, 100.0, 200.0, 250.0, 45.0, [480.0, 490.0]),
+    ]
+    checked = targets(results)
+    assert checked["p95_ms_at_concurrency_1"]["met"] is True
+    assert checked["notes_per_s_with_2_workers"] == {"value": 45.0, "target": 40.0, "met": True}
+    table = format_table(results)
+    assert "| 2 | 8 | 10 | 0 | 100.0 | 200.0 | 250.0 | 45.0 | 480.0, 490.0 |" in table
+    assert targets([])["p95_ms_at_concurrency_1"]["met"] is None
+
+
+def test_bench_refuses_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--model", str(tmp_path)]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_tiny_real_run(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    argv = [
+        "--model",
+        str(default_model_dir()),
+        "--workers",
+        "1",
+        "--concurrency",
+        "1",
+        "--requests",
+        "3",
+        "--warmup",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    document = json.loads(out.read_text())
+    (result,) = document["results"]
+    assert result["errors"] == 0 and result["requests"] == 3
+    assert result["rss_mb"][0] > 50
+    assert document["notes"]["count"] >= 1
