@@ -476,8 +476,12 @@ class CueGroup:
         ignore: phrases that hide a cue inside them ("left the office", "follow up in").
         kinds: mention kinds the group applies to (None: every kind).
         mention_words: the mention must contain one of these words (lower case), if given.
-        document_values: values that, found anywhere in the note, apply to mentions without a
-            cue of their own; the note-level value is also stored in ``doc._.cs_encounter``.
+        document_values: values that, found at note level, apply to mentions without a cue of
+            their own; the note-level value is also stored in ``doc._.cs_encounter``.
+        document_sentences: with ``document_sections``, where note-level cues count: the first
+            N sentences, or the listed sections ("Follow-up visit." at the top, a reason for
+            visit). When neither is given, the whole note counts.
+        document_sections: see ``document_sentences``.
     """
 
     name: str
@@ -493,6 +497,8 @@ class CueGroup:
     kinds: frozenset[str] | None
     mention_words: frozenset[str] | None
     document_values: tuple[str, ...]
+    document_sentences: int = 0
+    document_sections: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -592,6 +598,8 @@ _GROUP_KEYS = {
     "kinds",
     "mention_words",
     "document_values",
+    "document_sentences",
+    "document_sections",
 }
 
 
@@ -680,6 +688,23 @@ def _load_group(rule: Any, check: _Checker, index: int) -> CueGroup:
             raise check.error(f"document_values names unknown value {value!r}", key, index)
     if document_values and pick == "all":
         raise check.error("document_values cannot be used with pick 'all'", key, index)
+    document_sentences = rule.get("document_sentences", 0)
+    if (
+        not isinstance(document_sentences, int)
+        or isinstance(document_sentences, bool)
+        or document_sentences < 0
+    ):
+        raise check.error("document_sentences must be an integer >= 0", key, index)
+    document_sections = frozenset(
+        _string_list(rule.get("document_sections", []), "document_sections", check, key, index)
+    )
+    for section in sorted(document_sections):
+        if section not in SECTION_CATEGORIES:
+            raise check.error(
+                f"document_sections: unknown section category {section!r}", key, index
+            )
+    if (document_sentences or document_sections) and not document_values:
+        raise check.error("document_sentences / document_sections need document_values", key, index)
     kinds = (
         frozenset(_kinds(rule["kinds"], "kinds", check, key, index)) if "kinds" in rule else None
     )
@@ -711,6 +736,8 @@ def _load_group(rule: Any, check: _Checker, index: int) -> CueGroup:
         kinds=kinds,
         mention_words=words,
         document_values=document_values,
+        document_sentences=document_sentences,
+        document_sections=document_sections,
     )
 
 

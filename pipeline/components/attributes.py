@@ -8,8 +8,10 @@ For each mention in ``doc.spans["cs_mentions"]`` this sets, from the cue phrases
   it in the same sentence; windows never cross a barrier (";", "but"...). Exact one-letter cues
   ("R ankle") count only right before the mention, and not after a number ("2 L").
 - ``cs_episode`` (initial / subsequent / sequela): a cue in the mention's sentence, else the
-  note-level value ("Follow-up visit." at the top of the note). Future plans ("follow up in
-  2 weeks") are ignored.
+  note-level value, read from the opening sentences and the reason-for-visit, HPI and
+  assessment sections only ("Follow-up visit." at the top of the note; "during follow-up" deep
+  in a case report's story is not the encounter). Future plans ("follow up in 2 weeks") are
+  ignored.
 - ``cs_site``: the body-site words inside the mention, else those next to it (canonical names).
 - ``cs_views``: the number of imaging views for procedure mentions in an imaging sentence
   ("3 views", "2V", "AP and lateral" = 2), also read from the next sentence when that one has no
@@ -235,7 +237,16 @@ class MentionAttributes:
         document_values: dict[str, str | None] = {}
         for group in rules.groups:
             if group.document_values:
-                document_values[group.name] = _document_value(group, cues.get(group.name, []))
+                last = min(group.document_sentences, len(sentences)) - 1
+                opening = sentences[last].end if last >= 0 else 0
+                found = [
+                    c
+                    for c in cues.get(group.name, ())
+                    if not (group.document_sentences or group.document_sections)
+                    or c.start < opening
+                    or doc[c.start]._.cs_section in group.document_sections
+                ]
+                document_values[group.name] = _document_value(group, found)
                 encounter[group.name] = document_values[group.name]
         doc._.cs_encounter = encounter
         mentions = list(doc.spans[MENTIONS]) if MENTIONS in doc.spans else []
@@ -485,7 +496,7 @@ def _pick(
     return min(candidates, key=lambda c: (c[0], c[1], c[2].start))[2].value
 
 
-def _document_value(group: CueGroup, cues: list[_Cue]) -> str | None:
+def _document_value(group: CueGroup, cues: Sequence[_Cue]) -> str | None:
     """The note-level value of a group: the best-ranked (else first) cue in document_values."""
     allowed = [c.value for c in cues if c.value in group.document_values]
     if not allowed:

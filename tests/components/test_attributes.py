@@ -96,6 +96,17 @@ def test_attributes_laterality(nlp: Language, text: str, phrase: str, expected: 
         ("Ankle sprain. Follow-up with orthopedics.", "ankle sprain", None),
         # the note-level value applies to mentions without a cue of their own
         ("Follow-up visit.\nDistal radius fracture.", "radius fracture", "subsequent"),
+        (
+            "Reason for visit: recheck\nWrist pain.\nDistal radius fracture.",
+            "radius fracture",
+            "subsequent",
+        ),
+        # ... but not from deep inside a narrative ("during follow-up" in a case report)
+        (
+            "Fell. Wrist pain. Radius fracture. Cast applied. During follow-up, well.",
+            "radius fracture",
+            None,
+        ),
         ("Ankle sprain.", "ankle sprain", None),
     ],
 )
@@ -364,6 +375,10 @@ def _rules_with(tmp_path: Path, change: Any) -> Path:
             r"unknown section category 'fh'",
         ),
         (lambda d: d.update(extra=1), r"unknown key 'extra'"),
+        (
+            lambda d: d["cue_groups"][1].update(document_sections=["preamble"]),
+            r"cue_groups\[1\]: document_sections: unknown section category 'preamble'",
+        ),
     ],
 )
 def test_attributes_bad_rule_file_is_rejected(tmp_path: Path, change: Any, message: str) -> None:

@@ -138,6 +138,7 @@ NEG, HIST, FAM, HYP, UNC = "negated", "historical", "family", "hypothetical", "u
         ("Mother reports that the child has fever.", "fever", set()),
         ("History of present illness: ankle pain.", "ankle pain", set()),
         ("Patient was seen by family medicine for asthma.", "asthma", set()),
+        ("Cysts with daughter vesicles in the liver.", "cysts", set()),
         ("He has had pain in the past week.", "pain", set()),
         # terminations end a trigger's scope
         ("Negative for flu but positive for pneumonia.", "pneumonia", set()),
