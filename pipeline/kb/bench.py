@@ -121,7 +121,14 @@ def _child(kb_dir: Path, repeats: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; prints the figures as JSON."""
+    """Run the benchmark from the command line and print the figures as JSON.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0, or 2 when the KB cannot be read.
+    """
     parser = argparse.ArgumentParser(prog="python -m pipeline.kb.bench", description=__doc__)
     parser.add_argument("--kb", type=Path, default=default_kb_dir(), help="knowledge-base folder")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="times each query is timed")

@@ -106,7 +106,11 @@ class TabularNode:
     seventh_note: str | None = None
 
     def to_list(self) -> list[Any]:
-        """Compact JSON form: ``[code, kind, title, parent, chapter, block, {notes...}]``."""
+        """Return the compact JSON form.
+
+        Returns:
+            ``[code, kind, title, parent, chapter, block, {notes...}]``, empty notes left out.
+        """
         extra: dict[str, Any] = {
             name: list(getattr(self, name)) for name in NOTE_FIELDS if getattr(self, name)
         }
@@ -119,6 +123,13 @@ class TabularNode:
     @classmethod
     def from_list(cls, row: Any, where: str) -> TabularNode:
         """Inverse of :meth:`to_list`, strict about shape and keys.
+
+        Args:
+            row: the parsed JSON list.
+            where: file and position, for error messages.
+
+        Returns:
+            The node.
 
         Raises:
             DataFileError: the row is not a node, naming ``where``.
@@ -170,12 +181,20 @@ class Tabular:
 
     @property
     def version(self) -> str:
-        """Human-readable version, e.g. ``"FY2026 (April 1, 2026 update)"``."""
+        """Return the human-readable version.
+
+        Returns:
+            E.g. ``"FY2026 (April 1, 2026 update)"``.
+        """
         suffix = f" ({self.release} update)" if self.release else ""
         return f"FY{self.fiscal_year}{suffix}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form with a schema key."""
+        """Return the JSON form.
+
+        Returns:
+            A dict with a ``schema`` key and one compact list per node.
+        """
         return {
             "schema": TABULAR_SCHEMA,
             "fiscal_year": self.fiscal_year,
@@ -187,6 +206,13 @@ class Tabular:
     @classmethod
     def from_dict(cls, data: Any, source: str) -> Tabular:
         """Validate and rebuild from :meth:`to_dict` output.
+
+        Args:
+            data: the parsed JSON.
+            source: the file it came from, for error messages.
+
+        Returns:
+            The tabular list.
 
         Raises:
             DataFileError: wrong schema, unknown keys or a bad node, naming ``source``.
@@ -211,6 +237,9 @@ class Tabular:
 def packaged_tabular_path() -> Path:
     """Return the tabular XML shipped inside the ``simple-icd-10-cm`` package.
 
+    Returns:
+        Its path.
+
     Raises:
         DataFileError: the package or its data file is not installed.
     """
@@ -227,7 +256,14 @@ def packaged_tabular_path() -> Path:
 
 
 def find_tabular_file(data_dir: Path) -> Path | None:
-    """Return the newest ``icd10cm/icd10c*-tabular*.xml`` under ``data_dir`` (None when absent)."""
+    """Find the tabular XML in a reference data folder.
+
+    Args:
+        data_dir: the reference data folder.
+
+    Returns:
+        The last ``icd10cm/icd10c*-tabular-*.xml`` by name, or None when there is none.
+    """
     folder = Path(data_dir) / "icd10cm"
     found = sorted(folder.glob("icd10c*-tabular-*.xml")) if folder.is_dir() else []
     return found[-1] if found else None
@@ -408,7 +444,15 @@ class SeventhRule:
     note: str
 
     def allowed(self, code: str, table: dict[str, str]) -> dict[str, str]:
-        """Return ``table`` without the excluded characters when the rule applies to ``code``."""
+        """Apply the rule to one code.
+
+        Args:
+            code: a dotted code that takes a 7th character.
+            table: the 7th characters it would otherwise take.
+
+        Returns:
+            ``table`` without the excluded characters when the rule applies, else ``table``.
+        """
         flat = code.replace(".", "")
         if not flat.startswith(self.scope.replace(".", "")) or len(flat) <= self.position:
             return table
@@ -418,7 +462,14 @@ class SeventhRule:
 
 
 def parse_seventh_rules(node: TabularNode) -> list[SeventhRule]:
-    """Read "7th characters X and Y do not apply to ... with Nth character ..." notes of a node."""
+    """Read the "7th characters X and Y do not apply to ... with Nth character ..." notes.
+
+    Args:
+        node: a tabular node.
+
+    Returns:
+        The rules its notes state (usually none).
+    """
     rules = []
     for note in node.notes:
         match = _SEVENTH_RULE_RE.search(note)

@@ -93,7 +93,11 @@ class IndexNode:
     see_target: int | None = None
 
     def to_list(self) -> list[Any]:
-        """Compact JSON form."""
+        """Return the compact JSON form.
+
+        Returns:
+            ``[source, parent, title, nonessential, see, see_also, codes, see_target]``.
+        """
         return [
             self.source,
             self.parent,
@@ -108,6 +112,13 @@ class IndexNode:
     @classmethod
     def from_list(cls, row: Any, where: str) -> IndexNode:
         """Inverse of :meth:`to_list`.
+
+        Args:
+            row: the parsed JSON list.
+            where: file and position, for error messages.
+
+        Returns:
+            The line.
 
         Raises:
             DataFileError: the row has the wrong shape, naming ``where``.
@@ -152,7 +163,14 @@ class AlphabeticIndex:
     files: dict[str, str] = field(default_factory=dict)
 
     def add(self, source: str, nodes: Sequence[IndexNode], version: str, file_name: str) -> None:
-        """Append one source's tree (parents given relative to ``nodes``) and note its version."""
+        """Append one source's tree and note its version.
+
+        Args:
+            source: its label.
+            nodes: its lines, parents given as positions in ``nodes`` (shifted here).
+            version: its fiscal year.
+            file_name: the file it was read from.
+        """
         offset = len(self.nodes)
         for node in nodes:
             if node.parent >= 0:
@@ -164,7 +182,11 @@ class AlphabeticIndex:
         self.files[source] = file_name
 
     def paths(self) -> list[tuple[str, ...]]:
-        """Return the path (main term > subterms) of every line, by position."""
+        """Return the path of every line.
+
+        Returns:
+            By position: ``(main term, subterm, ...)``.
+        """
         out: list[tuple[str, ...]] = []
         for node in self.nodes:
             out.append((*out[node.parent], node.title) if node.parent >= 0 else (node.title,))
@@ -196,7 +218,12 @@ class AlphabeticIndex:
         return counts
 
     def entries(self) -> list[IndexEntry]:
-        """Return one :class:`IndexEntry` per (line, code); a line without codes gives one entry."""
+        """Return the entries of the index.
+
+        Returns:
+            One :class:`IndexEntry` per (line, code); a line without codes gives one entry with
+            ``code=None``.
+        """
         paths = self.paths()
         out: list[IndexEntry] = []
         for node, path in zip(self.nodes, paths, strict=True):
@@ -220,7 +247,11 @@ class AlphabeticIndex:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form with a schema key."""
+        """Return the JSON form.
+
+        Returns:
+            A dict with a ``schema`` key and one compact list per line.
+        """
         return {
             "schema": INDEX_SCHEMA,
             "versions": dict(sorted(self.versions.items())),
@@ -231,6 +262,13 @@ class AlphabeticIndex:
     @classmethod
     def from_dict(cls, data: Any, source: str) -> AlphabeticIndex:
         """Validate and rebuild from :meth:`to_dict` output.
+
+        Args:
+            data: the parsed JSON.
+            source: the file it came from, for error messages.
+
+        Returns:
+            The index.
 
         Raises:
             DataFileError: wrong schema, unknown keys or bad lines, naming ``source``.
@@ -333,7 +371,14 @@ def _is_variant(head: str, title: str) -> bool:
 
 
 def reference_codes(text: str) -> list[str]:
-    """Codes named by a reference such as ``"subcategory M14.8-"`` or ``"category M01"``."""
+    """Return the codes a "see category ..." reference names.
+
+    Args:
+        text: a reference such as ``"subcategory M14.8-"`` or ``"category M01"``.
+
+    Returns:
+        The codes (canonical, dash removed); empty when the reference names a term instead.
+    """
     if not _CODE_REFERENCE.match(text):
         return []
     found = []
@@ -346,7 +391,14 @@ def reference_codes(text: str) -> list[str]:
 
 
 def parse_code(text: str, where: str) -> tuple[str, bool] | None:
-    """Parse an index code cell: ``"S93.41-"`` -> ``("S93.41", True)``; ``"--"`` -> None.
+    """Parse an index code cell.
+
+    Args:
+        text: e.g. ``"S93.41-"``, ``"C56.-"``, ``"T39.1X1"``, ``"--"``.
+        where: file and line, for error messages.
+
+    Returns:
+        ``(canonical code, incomplete)`` (``("S93.41", True)``), or None for an empty cell.
 
     Raises:
         DataFileError: the cell is neither empty nor an ICD-10-CM code, naming ``where``.
@@ -363,7 +415,14 @@ def parse_code(text: str, where: str) -> tuple[str, bool] | None:
 
 
 def split_nonessential(text: str) -> tuple[str, ...]:
-    """``"(joint) (ligament)"`` -> ``("joint", "ligament")``."""
+    """Split non-essential modifiers.
+
+    Args:
+        text: e.g. ``"(joint) (ligament)"``.
+
+    Returns:
+        ``("joint", "ligament")``.
+    """
     found = tuple(" ".join(m.split()) for m in _PARENS.findall(text) if m.strip())
     if not found and text.strip():
         return (" ".join(text.strip().strip("()").split()),)
@@ -371,7 +430,14 @@ def split_nonessential(text: str) -> tuple[str, ...]:
 
 
 def normalize_column(heading: str) -> str:
-    """``"Poisoning Accidental (unintentional)"`` -> ``"poisoning accidental"``."""
+    """Turn a table heading into a column name.
+
+    Args:
+        heading: e.g. ``"Poisoning Accidental (unintentional)"``.
+
+    Returns:
+        ``"poisoning accidental"``: lower case, parenthesised words dropped.
+    """
     return " ".join(_PARENS.sub(" ", heading).lower().split())
 
 
@@ -616,7 +682,18 @@ def find_index_files(data_dir: Path) -> dict[str, Path]:
 
 
 def read_index_file(path: Path, source: str) -> tuple[list[IndexNode], str]:
-    """Read one index source from XML or CSV, by extension (see :func:`read_index_xml`)."""
+    """Read one index source from XML or CSV, chosen by extension.
+
+    Args:
+        path: a ``.xml`` (CDC) or ``.csv`` (flattened) file.
+        source: the source label its lines get.
+
+    Returns:
+        ``(lines, fiscal year)`` as :func:`read_index_xml` and :func:`read_index_csv` return.
+
+    Raises:
+        DataFileError: another extension, or a bad file.
+    """
     suffix = Path(path).suffix.lower()
     if suffix == ".xml":
         return read_index_xml(path, source)
@@ -650,7 +727,14 @@ def read_alphabetic_index(files: dict[str, Path]) -> AlphabeticIndex:
 
 
 def iter_codes(index: AlphabeticIndex) -> Iterator[str]:
-    """Yield every code the index gives (with repeats)."""
+    """Yield every code an index gives.
+
+    Args:
+        index: the index.
+
+    Yields:
+        Canonical codes, with repeats.
+    """
     for node in index.nodes:
         for code, _, _ in node.codes:
             yield code

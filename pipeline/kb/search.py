@@ -51,14 +51,14 @@ STOP_WORDS = frozenset(
         "nec",
     }
 )
-# Abbreviations a coder types for the words the code sets print.
+# Abbreviations a coder types for the words the code sets print. Ambiguous ones stay out ("b" as
+# in hepatitis B, "ed" for emergency department or erectile dysfunction, "pt" patient or therapy).
 ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "rt": ("right",),
     "r": ("right",),
     "lt": ("left",),
     "l": ("left",),
     "bilat": ("bilateral",),
-    "b": ("bilateral",),
     "ii": ("2",),
     "iii": ("3",),
     "dm": ("diabetes", "mellitus"),
@@ -75,10 +75,7 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "afib": ("atrial", "fibrillation"),
     "ckd": ("chronic", "kidney", "disease"),
     "gerd": ("gastro", "esophageal", "reflux", "disease"),
-    "ed": ("emergency", "department"),
-    "er": ("emergency", "department"),
     "est": ("established",),
-    "pt": ("patient",),
     "ov": ("office", "visit"),
     "w": (),
     "wo": ("without",),

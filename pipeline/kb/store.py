@@ -123,7 +123,14 @@ class NoteReference:
     ranges: tuple[tuple[str, str], ...]
 
     def covers(self, flat: str) -> bool:
-        """True when the undotted code ``flat`` falls in one of the ranges."""
+        """Tell whether a code falls in one of the ranges.
+
+        Args:
+            flat: an undotted code, e.g. ``"E1165"``.
+
+        Returns:
+            True when covered.
+        """
         return any(flat[: len(lo)] >= lo and flat[: len(hi)] <= hi for lo, hi in self.ranges)
 
 
@@ -151,7 +158,14 @@ def parse_note_references(note: str, owner: str) -> NoteReference | None:
 
 
 def record_to_dict(record: CodeRecord) -> dict[str, Any]:
-    """JSON form of a record, leaving out fields at their default value."""
+    """Return the JSON form of a record, leaving out fields at their default value.
+
+    Args:
+        record: the record.
+
+    Returns:
+        A dict for ``json.dumps``.
+    """
     out: dict[str, Any] = {
         "code": record.code,
         "system": record.system,
@@ -167,6 +181,13 @@ def record_to_dict(record: CodeRecord) -> dict[str, Any]:
 
 def record_from_dict(data: Any, where: str) -> CodeRecord:
     """Rebuild a record from :func:`record_to_dict` output.
+
+    Args:
+        data: the parsed JSON object.
+        where: file and position, for error messages.
+
+    Returns:
+        The record.
 
     Raises:
         DataFileError: unknown keys or bad values, naming ``where``.
@@ -578,22 +599,58 @@ class KnowledgeBase:
 
         ICD-10-CM comes in tabular order, each 7th-character code right after its parent;
         non-billable nodes are included.
+
+        Args:
+            system: only this system; None for all three.
+
+        Yields:
+            Records (shared: do not modify them).
         """
         for name in (system,) if system else SYSTEMS:
             yield from self._records[name]
 
     def header(self, key: str) -> TabularNode | None:
-        """Return an ICD-10-CM chapter (``"chapter:19"``) or block (``"S90-S99"``) node, or None."""
+        """Return an ICD-10-CM chapter or block node, with its title and notes.
+
+        Args:
+            key: ``"chapter:19"`` or a block range such as ``"S90-S99"``.
+
+        Returns:
+            The node, or None when there is no such chapter or block.
+        """
         return self._headers.get(key)
 
     # -- hierarchy -------------------------------------------------------------------------------
     def children(self, code: str) -> list[CodeRecord]:
-        """Return the direct children of an ICD-10-CM code (7th-character codes included)."""
+        """Return the direct children of a code.
+
+        Args:
+            code: a code in any typed form.
+
+        Returns:
+            The children in tabular order (7th-character codes included); empty for a leaf and for
+            HCPCS and CPT codes.
+
+        Raises:
+            MalformedCodeError: the code is malformed.
+            UnknownCodeError: the code is unknown.
+        """
         rec = self.lookup(code)
         return list(self._children.get(rec.code, ()))
 
     def ancestors(self, code: str) -> list[CodeRecord]:
-        """Return the ancestors of a code, nearest first, up to its category."""
+        """Return the ancestors of a code.
+
+        Args:
+            code: a code in any typed form.
+
+        Returns:
+            Nearest first, up to its category (``S93.401A`` -> ``S93.401, S93.40, S93.4, S93``).
+
+        Raises:
+            MalformedCodeError: the code is malformed.
+            UnknownCodeError: the code is unknown.
+        """
         rec = self.lookup(code)
         out = []
         while rec.parent is not None:
@@ -602,7 +659,18 @@ class KnowledgeBase:
         return out
 
     def billable_descendants(self, code: str) -> list[CodeRecord]:
-        """Return every billable code under ``code`` in tabular order (itself if billable)."""
+        """Return every billable code under a code.
+
+        Args:
+            code: a code in any typed form (an index code such as ``S93.40``).
+
+        Returns:
+            Billable codes in tabular order; the code itself when it is billable.
+
+        Raises:
+            MalformedCodeError: the code is malformed.
+            UnknownCodeError: the code is unknown.
+        """
         rec = self.lookup(code)
         out: list[CodeRecord] = []
         stack = [rec]
@@ -615,7 +683,18 @@ class KnowledgeBase:
 
     # -- 7th characters --------------------------------------------------------------------------
     def seventh_characters(self, code: str) -> dict[str, str] | None:
-        """Return the 7th characters (character -> meaning) that apply to a code, or None."""
+        """Return the 7th characters that apply to a code.
+
+        Args:
+            code: a code in any typed form.
+
+        Returns:
+            Character -> meaning (a copy), or None when the code takes no 7th character.
+
+        Raises:
+            MalformedCodeError: the code is malformed.
+            UnknownCodeError: the code is unknown.
+        """
         rec = self.lookup(code)
         return dict(rec.seventh) if rec.seventh is not None else None
 
@@ -729,12 +808,39 @@ class KnowledgeBase:
         return ref.note if ref else None
 
     def excludes1_source(self, a: str, b: str) -> tuple[str, str] | None:
-        """Like :meth:`excludes1_conflict`, returning ``(code the note is printed under, note)``."""
+        """Like :meth:`excludes1_conflict`, saying where the note is printed.
+
+        Args:
+            a: one code.
+            b: the other code.
+
+        Returns:
+            ``(code, block or "chapter:N" the note is printed under, note)``, or None.
+
+        Raises:
+            MalformedCodeError: a code is malformed.
+            UnknownCodeError: a code is not in ICD-10-CM.
+        """
         ref = self._note_between(self._excludes1, a, b)
         return (ref.owner, ref.note) if ref else None
 
     def excludes2_notes(self, a: str, b: str) -> str | None:
-        """Return the Excludes2 note linking two codes (both may be coded), or None."""
+        """Return the Excludes2 note ("not included here") linking two codes.
+
+        Both codes may be reported together; the note tells the coder the second condition is
+        coded separately.
+
+        Args:
+            a: one code.
+            b: the other code.
+
+        Returns:
+            The note as printed, or None.
+
+        Raises:
+            MalformedCodeError: a code is malformed.
+            UnknownCodeError: a code is not in ICD-10-CM.
+        """
         ref = self._note_between(self._excludes2, a, b)
         return ref.note if ref else None
 

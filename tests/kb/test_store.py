@@ -23,6 +23,7 @@ from pipeline.errors import (
 )
 from pipeline.kb.cpt import load_starter_lexicon
 from pipeline.kb.hcpcs import find_hcpcs_file, read_hcpcs
+from pipeline.kb.search import normalize_words
 from pipeline.kb.store import KnowledgeBase, NoteReference, parse_note_references
 from pipeline.locations import default_kb_dir
 from pipeline.manifest import read_manifest
@@ -318,6 +319,21 @@ def test_store_search_tops(
     assert expected in [h.code for h in hits[:within]]
     if system:
         assert {h.system for h in hits} == {system}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("Sprain of the RIGHT ankle", ["sprain", "right", "ankle"]),
+        ("rt ankle sprains", ["right", "ankle", "sprain"]),
+        ("T2DM w/ injuries", ["type", "2", "diabete", "mellitus", "injury"]),
+        ("Type II diabetes, hepatitis B", ["type", "2", "diabete", "hepatitis", "b"]),
+        ("Sézary disease NOS", ["sezary", "disease"]),
+        ("glass", ["glass"]),
+    ],
+)
+def test_store_search_normalize_words(text: str, words: list[str]) -> None:
+    assert normalize_words(text) == words
 
 
 def test_store_search_edge_cases(kb: KnowledgeBase) -> None:
