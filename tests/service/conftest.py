@@ -8,6 +8,7 @@ Pure HTTP behaviour (validation, auth, idempotency, audit, jobs) is tested again
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -253,23 +254,55 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly migrated SQLite file that tests copy instead of migrating their own."""
+    path = tmp_path_factory.mktemp("template") / "migrated.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    db.upgrade()
+    with db.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.dispose()
+    return path
+
+
+def _start(
+    folder: Path, template: Path, suggester: FakeSuggester | None, overrides: dict[str, Any]
+) -> Service:
+    settings = make_settings(folder, **overrides)
+    target = Path(settings.database_url.removeprefix("sqlite:///"))
+    if settings.database_url.startswith("sqlite:///") and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, target)
+    keys = make_keys(settings.database_url)
+    fake = suggester or FakeSuggester()
+    client = TestClient(create_app(settings, suggester=fake), raise_server_exceptions=False)
+    client.__enter__()
+    return Service(client, keys, fake, settings)
+
+
 @pytest.fixture
-def service_factory(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+def service_factory(tmp_path: Path, migrated_db: Path) -> Iterator[Callable[..., Service]]:
     """Start apps with a fake suggester; every app started is stopped after the test."""
     started: list[Service] = []
 
     def start(suggester: FakeSuggester | None = None, **overrides: Any) -> Service:
-        settings = make_settings(tmp_path, **overrides)
-        keys = make_keys(settings.database_url)
-        fake = suggester or FakeSuggester()
-        client = TestClient(create_app(settings, suggester=fake), raise_server_exceptions=False)
-        client.__enter__()
-        started.append(Service(client, keys, fake, settings))
+        started.append(_start(tmp_path, migrated_db, suggester, overrides))
         return started[-1]
 
     yield start
     for svc in reversed(started):
         svc.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_service(
+    tmp_path_factory: pytest.TempPathFactory, migrated_db: Path
+) -> Iterator[Service]:
+    """One app for a whole module, for tests that only read (auth, roles, lookups)."""
+    svc = _start(tmp_path_factory.mktemp("shared"), migrated_db, None, {})
+    yield svc
+    svc.stop()
 
 
 @pytest.fixture

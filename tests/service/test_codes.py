@@ -17,9 +17,11 @@ from tests.service.conftest import FAKE_VERSIONS, Service
     ],
 )
 def test_codes_lookup_normalises_what_is_typed(
-    service: Service, typed: str, code: str, system: str
+    shared_service: Service, typed: str, code: str, system: str
 ) -> None:
-    response = service.client.get(f"/v1/codes/{typed}", headers=service.headers("coder"))
+    response = shared_service.client.get(
+        f"/v1/codes/{typed}", headers=shared_service.headers("coder")
+    )
     assert response.status_code == 200, response.text
     data = response.json()
     assert (data["code"], data["system"]) == (code, system)
@@ -28,8 +30,8 @@ def test_codes_lookup_normalises_what_is_typed(
     assert data["model_version"] == response.headers["X-Model-Version"]
 
 
-def test_codes_lookup_returns_notes_and_seventh_characters(service: Service) -> None:
-    data = service.client.get("/v1/codes/S93.401A", headers=service.headers()).json()
+def test_codes_lookup_returns_notes_and_seventh_characters(shared_service: Service) -> None:
+    data = shared_service.client.get("/v1/codes/S93.401A", headers=shared_service.headers()).json()
     assert data["billable"] is True
     assert data["parent"] == "S93.401"
     assert data["seventh"]["A"] == "initial encounter"
@@ -44,16 +46,16 @@ def test_codes_lookup_returns_notes_and_seventh_characters(service: Service) -> 
     ],
 )
 def test_codes_lookup_unknown_is_404_and_malformed_422(
-    service: Service, typed: str, status: int, kind: str
+    shared_service: Service, typed: str, status: int, kind: str
 ) -> None:
-    response = service.client.get(f"/v1/codes/{typed}", headers=service.headers())
+    response = shared_service.client.get(f"/v1/codes/{typed}", headers=shared_service.headers())
     assert response.status_code == status
     assert response.json()["error"]["type"] == kind
 
 
-def test_codes_search_finds_by_words(service: Service) -> None:
-    response = service.client.get(
-        "/v1/codes", params={"q": "ankle sprain", "limit": 5}, headers=service.headers()
+def test_codes_search_finds_by_words(shared_service: Service) -> None:
+    response = shared_service.client.get(
+        "/v1/codes", params={"q": "ankle sprain", "limit": 5}, headers=shared_service.headers()
     )
     assert response.status_code == 200
     data = response.json()
@@ -62,9 +64,11 @@ def test_codes_search_finds_by_words(service: Service) -> None:
     assert len(data["results"]) <= 5
 
 
-def test_codes_search_filters_by_system(service: Service) -> None:
+def test_codes_search_filters_by_system(shared_service: Service) -> None:
     params = {"q": "ankle orthosis", "system": "HCPCS"}
-    data = service.client.get("/v1/codes", params=params, headers=service.headers()).json()
+    data = shared_service.client.get(
+        "/v1/codes", params=params, headers=shared_service.headers()
+    ).json()
     assert [h["code"] for h in data["results"]] == ["L1906"]
     assert data["system"] == "HCPCS"
 
@@ -82,9 +86,11 @@ def test_codes_search_filters_by_system(service: Service) -> None:
     ],
 )
 def test_codes_search_rejects_bad_parameters(
-    service: Service, params: dict[str, object], field: str
+    shared_service: Service, params: dict[str, object], field: str
 ) -> None:
-    response = service.client.get("/v1/codes", params=params, headers=service.headers())
+    response = shared_service.client.get(
+        "/v1/codes", params=params, headers=shared_service.headers()
+    )
     assert response.status_code == 422
     assert field in [f["field"] for f in response.json()["error"]["fields"]]
 
@@ -92,8 +98,8 @@ def test_codes_search_rejects_bad_parameters(
 @pytest.mark.parametrize(
     ("system", "status"), [("HCPCS", 200), ("ICD10CM", 404), ("CPT", 422), ("ICD9", 422)]
 )
-def test_codes_lookup_can_force_a_system(service: Service, system: str, status: int) -> None:
-    response = service.client.get(
-        "/v1/codes/L1906", params={"system": system}, headers=service.headers()
+def test_codes_lookup_can_force_a_system(shared_service: Service, system: str, status: int) -> None:
+    response = shared_service.client.get(
+        "/v1/codes/L1906", params={"system": system}, headers=shared_service.headers()
     )
     assert response.status_code == status

@@ -36,9 +36,9 @@ def call(
 @pytest.mark.parametrize(("method", "path", "body", "group"), ENDPOINTS)
 @pytest.mark.parametrize("role", ["integration", "coder", "admin"])
 def test_deps_role_matrix(
-    service: Service, method: str, path: str, body: Any, group: str, role: str
+    shared_service: Service, method: str, path: str, body: Any, group: str, role: str
 ) -> None:
-    response = call(service, method, path, body, service.headers(role))
+    response = call(shared_service, method, path, body, shared_service.headers(role))
     if role in ROLE_MATRIX[group]:
         assert response.status_code not in (401, 403), response.text
     else:
@@ -59,22 +59,24 @@ def test_deps_role_matrix(
     ],
 )
 def test_deps_missing_or_bad_key_is_401(
-    service: Service, method: str, path: str, body: Any, group: str, headers: dict[str, str]
+    shared_service: Service, method: str, path: str, body: Any, group: str, headers: dict[str, str]
 ) -> None:
-    response = call(service, method, path, body, headers)
+    response = call(shared_service, method, path, body, headers)
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication"
     assert "WWW-Authenticate" in response.headers
 
 
-def test_deps_wrong_secret_of_a_real_key_is_401(service: Service) -> None:
-    token = service.keys["admin"]
+def test_deps_wrong_secret_of_a_real_key_is_401(shared_service: Service) -> None:
+    token = shared_service.keys["admin"]
     forged = token[:-4] + ("0000" if not token.endswith("0000") else "1111")
-    assert call(service, "GET", "/v1/model", None, {"X-API-Key": forged}).status_code == 401
+    assert call(shared_service, "GET", "/v1/model", None, {"X-API-Key": forged}).status_code == 401
 
 
-def test_deps_x_api_key_header_works_like_bearer(service: Service) -> None:
-    response = call(service, "GET", "/v1/model", None, {"X-API-Key": service.keys["coder"]})
+def test_deps_x_api_key_header_works_like_bearer(shared_service: Service) -> None:
+    response = call(
+        shared_service, "GET", "/v1/model", None, {"X-API-Key": shared_service.keys["coder"]}
+    )
     assert response.status_code == 200
 
 
@@ -100,5 +102,5 @@ def test_deps_insecure_dev_needs_no_key(
 
 
 @pytest.mark.parametrize("path", ["/health/live", "/health/ready", "/openapi.json"])
-def test_deps_health_and_schema_need_no_key(service: Service, path: str) -> None:
-    assert service.client.get(path).status_code == 200
+def test_deps_health_and_schema_need_no_key(shared_service: Service, path: str) -> None:
+    assert shared_service.client.get(path).status_code == 200
