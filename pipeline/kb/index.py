@@ -347,6 +347,15 @@ class _ReferenceFinder:
                     return found
         if parent >= 0 and _key(parts[i]) in self.columns.get(source, ()):
             return self._match(parent, parts, i + 1, source)
+        # The flattened CSV drops the words printed after a term's non-essential modifiers
+        # ("Struck (accidentally) by" became "Struck"): try the reference's leading words.
+        words = _key(parts[i]).split()
+        for k in range(len(words) - 1, 0, -1):
+            for cand in self.exact.get((" ".join(words[:k]), parent), ()):
+                if self.nodes[cand].source == source and self.nodes[cand].nonessential:
+                    found = self._match(cand, parts, i + 1, source)
+                    if found is not None:
+                        return found
         return None
 
 

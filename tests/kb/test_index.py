@@ -152,6 +152,9 @@ RowID,Letter,Level,Term,See,SeeAlso,NonEssModif,Code
 8,S,1,"fibular collateral, knee","Sprain, knee, collateral",,,
 9,S,0,Synovitis,,,,M65.9
 10,S,1,,,,(somatoform),F45.8
+11,S,0,Strike,"Struck by, object",,,
+12,S,0,Struck,,,(accidentally),W22.8
+13,S,1,object,,,,W22.8
 """
 
 SMALL_NEOPLASM_CSV = """\
@@ -265,6 +268,8 @@ def test_index_csv_tree_from_levels(tmp_path: Path) -> None:
     assert entries[("Sprain", "fibular collateral, knee")][0].see_path is None  # no "knee" line
     assert entries[("Synovitis",)][0].code == "M65.9"
     assert entries[("Synovitis", "(somatoform)")][0].code == "F45.8"
+    # The CSV lost "by" after "Struck (accidentally)": the reference still finds the line.
+    assert entries[("Strike",)][0].see_path == ("Struck", "object")
 
 
 def test_index_csv_table(tmp_path: Path) -> None:
