@@ -187,12 +187,25 @@ def test_cli_complete(
 @pytest.mark.slow
 def test_cli_kb_build_without_data(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_dir = tmp_path / "kb"
-    rc, out, _ = _run(capsys, "kb", "build", "--no-data", "--out", str(out_dir), "--no-progress")
+    # A "licensed" CPT file with made-up codes and words (no AMA text in the repository).
+    cpt_file = tmp_path / "cpt-licensed.txt"
+    cpt_file.write_text("code\tdescriptor\n99990\tMade-up visit\n0999T\tMade-up tracking code\n")
+    rc, out, _ = _run(
+        capsys, "kb", "build", "--no-data", "--cpt-file", str(cpt_file), "--out", str(out_dir),
+        "--no-progress",
+    )  # fmt: skip
     assert rc == 0
     assert out.startswith(f"built {out_dir}: ICD-10-CM FY2026") and "74,719 billable" in out
-    assert read_manifest(out_dir).kind == "kb"
+    manifest = read_manifest(out_dir)
+    assert manifest.kind == "kb" and manifest.params == {"cpt_source": "licensed"}
+    assert manifest.code_sets["CPT"] == "licensed file cpt-licensed.txt"
+    assert [ref["path"] for ref in manifest.training_data][-1] == "cpt-licensed.txt"
     rc, out, _ = _run(capsys, "codes", "lookup", "T14.90XA", "--json", "--kb", str(out_dir))
     assert rc == 0 and json.loads(out)["index_paths"] == []
+    rc, out, _ = _run(capsys, "codes", "lookup", "0999T", "--json", "--kb", str(out_dir))
+    assert rc == 0 and json.loads(out)["title"] == "Made-up tracking code"
+    rc, _, err = _run(capsys, "codes", "lookup", "99213", "--kb", str(out_dir))
+    assert rc == 2 and "not a CPT code (licensed file cpt-licensed.txt)" in err
 
 
 def test_cli_kb_build_bad_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
