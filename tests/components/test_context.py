@@ -92,6 +92,7 @@ NEG, HIST, FAM, HYP, UNC = "negated", "historical", "family", "hypothetical", "u
         ("Status post ORIF of the ankle.", "ORIF", {HIST}),
         ("Previous stroke.", "stroke", {HIST}),
         ("Prior MI.", "MI", {HIST}),
+        ("Past stroke, now stable.", "stroke", {HIST}),
         ("Fractured ankle in 2015.", "fractured ankle", {HIST}),
         ("Fracture of the ankle 3 years ago.", "Fracture", {HIST}),
         # family
@@ -145,6 +146,8 @@ NEG, HIST, FAM, HYP, UNC = "negated", "historical", "family", "hypothetical", "u
         ("No fever, which is reassuring, cough present.", "cough", set()),
         ("No fever, presents with cough.", "cough", set()),
         ("Denies fever, complains of cough.", "cough", set()),
+        ("No fever, however cough is present.", "cough", set()),
+        ("No fracture, although swelling persists.", "swelling", set()),
         # the scope is the sentence
         ("No fever.\nCough since Monday.", "cough", set()),
         ("No fever. Cough since Monday.", "cough", set()),
