@@ -15,6 +15,7 @@ Two parts:
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from collections import defaultdict
@@ -90,6 +91,7 @@ class _Node:
     side: str | None
     unspecified: bool
     other: bool
+    without: bool
     billable: bool
     seventh: int | None  # index into CodeTree.sevenths
 
@@ -103,9 +105,7 @@ class CodeTree:
         billable_other: billable codes of other systems (CPT, HCPCS), kept as a set.
     """
 
-    def __init__(
-        self, nodes: dict[str, _Node], sevenths: list[dict[str, str]], billable_other: set[str]
-    ) -> None:
+    def __init__(self, nodes: dict[str, _Node], sevenths: list[dict[str, str]], billable_other: set[str]) -> None:
         self.nodes = nodes
         self.sevenths = sevenths
         self.billable_other = billable_other
@@ -128,15 +128,14 @@ class CodeTree:
                 seventh_id = seventh_ids[ident]
             words = set(normalizer.keys(rec.title))
             title_lower = rec.title.lower()
-            children = tuple(
-                c.code for c in kb.children(rec.code) if not is_seventh_expansion(c.code, c.seventh)
-            )
+            children = tuple(c.code for c in kb.children(rec.code) if not is_seventh_expansion(c.code, c.seventh))
             nodes[rec.code] = _Node(
                 children=children,
                 keys=frozenset(normalizer.required_keys(rec.title)),
                 side=_side_of(words),
                 unspecified="unspecified" in title_lower,
                 other=title_lower.startswith("other") or " other " in title_lower,
+                without=" without " in f" {title_lower} ",
                 billable=rec.billable,
                 seventh=seventh_id,
             )
@@ -147,7 +146,7 @@ class CodeTree:
     def to_json(self) -> dict[str, Any]:
         """Serialisable form."""
         return {
-            "schema": "codesuggest.code-tree/1",
+            "schema": "codesuggest.code-tree/2",
             "sevenths": self.sevenths,
             "billable_other": sorted(self.billable_other),
             "nodes": {
@@ -157,6 +156,7 @@ class CodeTree:
                     n.side,
                     n.unspecified,
                     n.other,
+                    n.without,
                     n.billable,
                     n.seventh,
                 ]
@@ -167,11 +167,11 @@ class CodeTree:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CodeTree:
         """Inverse of :meth:`to_json`."""
-        if data.get("schema") != "codesuggest.code-tree/1":
+        if data.get("schema") != "codesuggest.code-tree/2":
             raise ValueError(f"unexpected code tree schema {data.get('schema')!r}")
         nodes = {
-            code: _Node(tuple(ch), frozenset(keys), side, bool(unsp), bool(other), bool(bill), sev)
-            for code, (ch, keys, side, unsp, other, bill, sev) in data["nodes"].items()
+            code: _Node(tuple(ch), frozenset(keys), side, bool(unsp), bool(other), bool(wo), bool(bill), sev)
+            for code, (ch, keys, side, unsp, other, wo, bill, sev) in data["nodes"].items()
         }
         return cls(nodes, data["sevenths"], set(data["billable_other"]))
 
@@ -231,11 +231,16 @@ class CodeTree:
         if code in self.billable_other:
             return [(code, 0.0, False)]
         if code not in self.nodes:
-            return []
+            # A term may name a full 7th-character code ("fell" -> W19.XXXA): its 7th character
+            # is chosen again from the note's episode of care.
+            stripped = _strip_seventh(code)
+            if stripped is None or not self.is_billable(code):
+                return []
+            code = stripped[0]
+            if code not in self.nodes:
+                return []
         results: list[tuple[str, float, bool]] = []
-        self._walk(
-            code, context, laterality, episode, attributes or {}, alternatives, 0.0, False, results
-        )
+        self._walk(code, context, laterality, episode, attributes or {}, alternatives, 0.0, False, results)
         results.sort(key=lambda r: r[1])
         seen: set[str] = set()
         unique = []
@@ -267,11 +272,7 @@ class CodeTree:
                 out.append((add_seventh(code, char), penalty, defaulted or by_default))
             return
         scored = sorted(
-            (
-                (self._score_child(node, self.nodes[c], ctx, side), c)
-                for c in node.children
-                if c in self.nodes
-            ),
+            ((self._score_child(node, self.nodes[c], ctx, side), c) for c in node.children if c in self.nodes),
             key=lambda sc: (-sc[0][0], sc[1]),
         )
         if not scored:
@@ -298,7 +299,9 @@ class CodeTree:
     ) -> tuple[float, bool]:
         new = child.keys - parent.keys - set(SIDES)
         hits = len(new & ctx)
-        misses = len(new - ctx)
+        # "without complications" is what a note that names no complication means (the index
+        # sends "Diabetes, type 2" to E11.9): its words need not be written.
+        misses = 0 if child.without and hits == 0 else len(new - ctx)
         score = 2.0 * hits - 0.6 * misses
         by_default = hits == 0
         if child.side is not None:
@@ -311,7 +314,9 @@ class CodeTree:
                 score -= 3.0
         elif side is None and child.unspecified:
             score += 0.2
-        if hits == 0 and child.unspecified:
+        if hits == 0 and child.without:
+            score += 0.7
+        elif hits == 0 and child.unspecified:
             score += 0.5  # I.A.9 / "unspecified" when the note says nothing more
             if side is not None and any(s in child.keys for s in SIDES):
                 score -= 1.0
@@ -320,9 +325,7 @@ class CodeTree:
         return score, by_default
 
 
-def choose_seventh(
-    table: dict[str, str], episode: str | None, attrs: dict[str, Any]
-) -> tuple[str, bool]:
+def choose_seventh(table: dict[str, str], episode: str | None, attrs: dict[str, Any]) -> tuple[str, bool]:
     """Pick the 7th character from the episode of care (Guidelines I.C.19.a, I.C.19.c.1).
 
     Args:
@@ -363,6 +366,20 @@ def add_seventh(code: str, char: str) -> str:
 def is_seventh_expansion(code: str, seventh: dict[str, str] | None) -> bool:
     """True for a code formed by adding a 7th character to a shorter code."""
     return seventh is not None and len(code.replace(".", "")) == 7
+
+
+class _SingleThreaded:
+    """nmslib index proxy that queries on one thread.
+
+    scispaCy's generator asks nmslib for all cores; for the few queries of one note the thread
+    start-up costs more than it saves, and a service worker should keep to its own core.
+    """
+
+    def __init__(self, index: Any) -> None:
+        self._index = index
+
+    def knnQueryBatch(self, vectors: Any, k: int = 10, num_threads: int = 1) -> Any:
+        return self._index.knnQueryBatch(vectors, k=k, num_threads=1)
 
 
 def _strip_seventh(code: str) -> tuple[str, str] | None:
@@ -414,16 +431,14 @@ class FuzzyIndex:
                 by_code[code].append(alias)
         entities = [Entity(code, names[0], names) for code, names in by_code.items()]
         self.generator = CandidateGenerator(
-            ann_index=ann_index,
+            ann_index=_SingleThreaded(ann_index),
             tfidf_vectorizer=vectorizer,
             ann_concept_aliases_list=aliases,
             kb=KnowledgeBase(entities),
         )
 
     @classmethod
-    def build(
-        cls, phrases: Iterable[tuple[str, str]], *, m: int = 16, ef_construction: int = 100
-    ) -> FuzzyIndex:
+    def build(cls, phrases: Iterable[tuple[str, str]], *, m: int = 16, ef_construction: int = 100) -> FuzzyIndex:
         """Vectorise phrases and build the HNSW index.
 
         Args:
@@ -443,23 +458,15 @@ class FuzzyIndex:
             if len(alias) >= 3:
                 codes_of[alias].add(code)
         aliases = sorted(codes_of)
-        vectorizer = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(3, 3), min_df=1, dtype=np.float32
-        )
+        vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3), min_df=1, dtype=np.float32)
         vectors = vectorizer.fit_transform(aliases)
-        index = nmslib.init(
-            method="hnsw", space="cosinesimil_sparse", data_type=nmslib.DataType.SPARSE_VECTOR
-        )
+        index = nmslib.init(method="hnsw", space="cosinesimil_sparse", data_type=nmslib.DataType.SPARSE_VECTOR)
         index.addDataPointBatch(vectors)
-        index.createIndex(
-            {"M": m, "efConstruction": ef_construction, "post": 0}, print_progress=False
-        )
+        index.createIndex({"M": m, "efConstruction": ef_construction, "post": 0}, print_progress=False)
         logger.info("fuzzy index: %d aliases, %d features", len(aliases), vectors.shape[1])
         return cls(aliases, [sorted(codes_of[a]) for a in aliases], vectorizer, index)
 
-    def query(
-        self, texts: Sequence[str], k: int = 5, threshold: float = 0.6
-    ) -> list[list[tuple[str, float, str]]]:
+    def query(self, texts: Sequence[str], k: int = 5, threshold: float = 0.6) -> list[list[tuple[str, float, str]]]:
         """Return, per text, ``(code, similarity, alias)`` above ``threshold``, best first."""
         if not texts:
             return []
@@ -482,8 +489,13 @@ class FuzzyIndex:
 
         folder.mkdir(parents=True, exist_ok=True)
         joblib.dump(self.vectorizer, folder / "tfidf_vectorizer.joblib", compress=3)
-        (folder / "concept_aliases.json").write_text(json.dumps(self.aliases), "utf-8")
-        (folder / "alias_codes.json").write_text(json.dumps(self.alias_codes), "utf-8")
+        # scispaCy names the alias list concept_aliases.json; we gzip it (it is most of the size).
+        for name, data in (
+            ("concept_aliases.json.gz", self.aliases),
+            ("alias_codes.json.gz", self.alias_codes),
+        ):
+            with gzip.open(folder / name, "wt", encoding="utf-8") as handle:
+                json.dump(data, handle, separators=(",", ":"))
         self.ann_index.saveIndex(str(folder / "nmslib_index.bin"), save_data=False)
 
     @classmethod
@@ -495,13 +507,13 @@ class FuzzyIndex:
         import joblib
         import nmslib
 
-        aliases = json.loads((folder / "concept_aliases.json").read_text("utf-8"))
-        alias_codes = json.loads((folder / "alias_codes.json").read_text("utf-8"))
+        with gzip.open(folder / "concept_aliases.json.gz", "rt", encoding="utf-8") as handle:
+            aliases = json.load(handle)
+        with gzip.open(folder / "alias_codes.json.gz", "rt", encoding="utf-8") as handle:
+            alias_codes = json.load(handle)
         vectorizer = joblib.load(folder / "tfidf_vectorizer.joblib")
         vectors = vectorizer.transform(aliases)
-        index = nmslib.init(
-            method="hnsw", space="cosinesimil_sparse", data_type=nmslib.DataType.SPARSE_VECTOR
-        )
+        index = nmslib.init(method="hnsw", space="cosinesimil_sparse", data_type=nmslib.DataType.SPARSE_VECTOR)
         index.addDataPointBatch(vectors)
         index.loadIndex(str(folder / "nmslib_index.bin"))
         return cls(aliases, alias_codes, vectorizer, index)

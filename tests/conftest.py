@@ -10,7 +10,10 @@ import pytest
 from pipeline.locations import default_data_dir
 
 if TYPE_CHECKING:
+    from spacy.language import Language
+
     from pipeline.kb.store import KnowledgeBase
+    from pipeline.suggest import Suggester
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +38,17 @@ def kb(kb_dir: Path) -> KnowledgeBase:
     from pipeline.kb.store import KnowledgeBase
 
     return KnowledgeBase.load(kb_dir)
+
+
+@pytest.fixture(scope="session")
+def suggester() -> Suggester:
+    """The committed default model with the committed knowledge base, loaded once."""
+    from pipeline.suggest import Suggester
+
+    return Suggester.load()
+
+
+@pytest.fixture(scope="session")
+def nlp(suggester: Suggester) -> Language:
+    """The default model's spaCy pipeline."""
+    return suggester.nlp

@@ -167,34 +167,22 @@ class MentionMatcher:
         from pipeline.kb.store import KnowledgeBase
 
         if kb_path is None:
-            raise ValueError(
-                "cs_mentions.initialize needs kb_path (the knowledge-base artefact folder)"
-            )
+            raise ValueError("cs_mentions.initialize needs kb_path (the knowledge-base artefact folder)")
         kb = KnowledgeBase.load(Path(kb_path))
         self.word_groups = (
-            WordGroups.from_dict(
-                json.loads(Path(word_groups_path).read_text("utf-8")), word_groups_path
-            )
+            WordGroups.from_dict(json.loads(Path(word_groups_path).read_text("utf-8")), word_groups_path)
             if word_groups_path
             else WordGroups.default()
         )
         self.normalizer = Normalizer(self.word_groups)
-        lexicon = (
-            load_lexicon(Path(lexicon_path).read_text("utf-8"), lexicon_path)
-            if lexicon_path
-            else load_lexicon()
-        )
+        lexicon = load_lexicon(Path(lexicon_path).read_text("utf-8"), lexicon_path) if lexicon_path else load_lexicon()
         self.table = TermTable.build(kb, self.normalizer, lexicon)
         if self.fuzzy:
             self.fuzzy_index = FuzzyIndex.build(
-                (t.text, f"{t.system}|{t.code}")
-                for t in self.table.terms
-                if t.source in FUZZY_SOURCES
+                (t.text, f"{t.system}|{t.code}") for t in self.table.terms if t.source in FUZZY_SOURCES
             )
 
-    def set_table(
-        self, table: TermTable, word_groups: WordGroups, fuzzy_index: FuzzyIndex | None = None
-    ) -> None:
+    def set_table(self, table: TermTable, word_groups: WordGroups, fuzzy_index: FuzzyIndex | None = None) -> None:
         """Use an already built term table (tests, or a table shared between pipelines)."""
         self.table = table
         self.word_groups = word_groups
@@ -205,9 +193,7 @@ class MentionMatcher:
     def __call__(self, doc: Doc) -> Doc:
         """Find mentions; sets ``doc.spans["cs_mentions"]``."""
         if self.table is None or self.normalizer is None:
-            raise ValueError(
-                "cs_mentions has no term table: initialize the pipeline or load it from disk"
-            )
+            raise ValueError("cs_mentions has no term table: initialize the pipeline or load it from disk")
         started = time.perf_counter()
         keys = self._token_keys(doc)
         sentences = list(doc.sents) if doc.has_annotation("SENT_START") else [doc[:]]
@@ -219,7 +205,12 @@ class MentionMatcher:
             for match in matches:
                 by_span[(match.tokens[0], match.tokens[-1] + 1)].append(match)
             if self.fuzzy_index is not None and len(chunks) < self.max_chunks:
-                chunks.extend(_chunks(doc, sent.start, sent.end, keys))
+                # A chunk whose words an exact term of two or more words already covers adds
+                # nothing but cost.
+                covered = {i for m in matches if m.n_keys > 1 and not m.subsumed for i in m.tokens}
+                for start, end in _chunks(doc, sent.start, sent.end, keys):
+                    if any(keys[i] and i not in covered for i in range(start, end)):
+                        chunks.append((start, end))
         if chunks:
             self._fuzzy(doc, chunks[: self.max_chunks], by_span)
         spans = []
@@ -272,17 +263,11 @@ class MentionMatcher:
         key = self.normalizer.key
         keys: list[tuple[str, ...]] = []
         for token in doc:
-            k = (
-                key(token.text)
-                if (token.is_alpha or token.is_digit or token.text.isalnum())
-                else None
-            )
+            k = key(token.text) if (token.is_alpha or token.is_digit or token.text.isalnum()) else None
             token._.cs_key = k
             keys.append((k,) if k else ())
         # Abbreviations defined in the note carry their long form's words.
-        abbreviations = (
-            getattr(doc._, "abbreviations", None) if Doc.has_extension("abbreviations") else None
-        )
+        abbreviations = getattr(doc._, "abbreviations", None) if Doc.has_extension("abbreviations") else None
         for short in abbreviations or ():
             long_form = short._.long_form
             if long_form is None:
@@ -292,9 +277,7 @@ class MentionMatcher:
                 keys[i] = tuple(dict.fromkeys(keys[i] + long_keys))
         return keys
 
-    def _match_sentence(
-        self, doc: Doc, start: int, end: int, keys: list[tuple[str, ...]]
-    ) -> list[TermMatch]:
+    def _match_sentence(self, doc: Doc, start: int, end: int, keys: list[tuple[str, ...]]) -> list[TermMatch]:
         assert self.table is not None
         positions: dict[str, list[int]] = defaultdict(list)
         ordinal: dict[int, int] = {}  # doc index -> position among non-stop tokens
@@ -338,9 +321,7 @@ class MentionMatcher:
                     return found
         return found
 
-    def _place(
-        self, term: Term, positions: dict[str, list[int]], ordinal: dict[int, int]
-    ) -> tuple[int, ...] | None:
+    def _place(self, term: Term, positions: dict[str, list[int]], ordinal: dict[int, int]) -> tuple[int, ...] | None:
         """Choose one occurrence per key, as close together as possible; None if too spread."""
         best: tuple[int, ...] | None = None
         best_width = 1 << 30
@@ -371,9 +352,7 @@ class MentionMatcher:
                 handle,
                 separators=(",", ":"),
             )
-        (folder / "word_groups.json").write_text(
-            json.dumps(self.word_groups.to_dict(), indent=1), "utf-8"
-        )
+        (folder / "word_groups.json").write_text(json.dumps(self.word_groups.to_dict(), indent=1), "utf-8")
         cfg = {
             "window_slack": self.window_slack,
             "max_terms_per_sentence": self.max_terms_per_sentence,
@@ -394,9 +373,7 @@ class MentionMatcher:
         if data.get("schema") != "codesuggest.terms/1":
             raise ValueError(f"{folder}/terms.json.gz: unexpected schema {data.get('schema')!r}")
         groups_file = folder / "word_groups.json"
-        word_groups = WordGroups.from_dict(
-            json.loads(groups_file.read_text("utf-8")), str(groups_file)
-        )
+        word_groups = WordGroups.from_dict(json.loads(groups_file.read_text("utf-8")), str(groups_file))
         cfg = json.loads((folder / "cfg.json").read_text("utf-8"))
         self.window_slack = int(cfg["window_slack"])
         self.max_terms_per_sentence = int(cfg["max_terms_per_sentence"])
@@ -423,31 +400,15 @@ def _chunks(doc: Doc, start: int, end: int, keys: list[tuple[str, ...]]) -> list
     return out
 
 
+# Clause words, and negation and uncertainty words (a chunk must not swallow its own ConText
+# trigger).
 _CHUNK_BREAKS = frozenset(
-    [
-        "and",
-        "or",
-        "but",
-        "with",
-        "without",
-        "was",
-        "were",
-        "is",
-        "are",
-        "has",
-        "had",
-        "have",
-        "who",
-        "which",
-        "that",
-        "showed",
-        "revealed",
-        "presented",
-        "presenting",
-        "after",
-        "because",
-        "since",
-    ]
+    {
+        *("and", "or", "but", "with", "without", "was", "were", "is", "are", "has", "had", "have"),
+        *("who", "which", "that", "showed", "revealed", "presented", "presenting", "after", "because"),
+        *("since", "no", "not", "denies", "denied", "deny", "negative", "nor", "neither", "possible"),
+        *("probable", "suspected"),
+    }
 )
 
 
