@@ -114,9 +114,7 @@ class RequestMiddleware:
                 out["X-Request-ID"] = info.request_id
                 model_version, versions = _versions(app_state)
                 out["X-Model-Version"] = _header_value(model_version)
-                out["X-Code-Set-Versions"] = _header_value(
-                    ";".join(f"{k}={v}" for k, v in sorted(versions.items()))
-                )
+                out["X-Code-Set-Versions"] = _header_value(";".join(f"{k}={v}" for k, v in sorted(versions.items())))
             await send(message)
 
         received = 0
@@ -133,9 +131,7 @@ class RequestMiddleware:
         try:
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                await self._send_error(
-                    send_with_headers, 413, "payload_too_large", self._too_large(), info
-                )
+                await self._send_error(send_with_headers, 413, "payload_too_large", self._too_large(), info)
             else:
                 await self.app(scope, receive_limited, send_with_headers)
         except Exception as exc:
@@ -167,9 +163,7 @@ class RequestMiddleware:
             )
             database = getattr(app_state, "db", None)
             if database is not None and scope.get("path", "").startswith(AUDITED_PREFIX):
-                await anyio.to_thread.run_sync(
-                    _write_audit, database, info, method, route, status, elapsed_ms
-                )
+                await anyio.to_thread.run_sync(_write_audit, database, info, method, route, status, elapsed_ms)
 
     def _too_large(self) -> str:
         return f"request body over {self.max_body_bytes:,} bytes (CODESUGGEST_MAX_BODY_BYTES)"

@@ -106,9 +106,7 @@ def cut_note(text: str, chars: int = NOTE_CHARS) -> str:
     return head[:space] if space > chars // 2 else head
 
 
-def load_notes(
-    corpus: Path | None, samples_dir: Path, chars: int = NOTE_CHARS
-) -> tuple[list[str], str]:
+def load_notes(corpus: Path | None, samples_dir: Path, chars: int = NOTE_CHARS) -> tuple[list[str], str]:
     """Collect benchmark notes of about ``chars`` characters.
 
     Short notes are joined with their successors until they reach the size, so that every
@@ -160,11 +158,7 @@ def _worker_pids(pid: int) -> list[int]:
     import psutil
 
     parent = psutil.Process(pid)
-    children = [
-        c
-        for c in parent.children(recursive=True)
-        if "resource_tracker" not in " ".join(c.cmdline())
-    ]
+    children = [c for c in parent.children(recursive=True) if "resource_tracker" not in " ".join(c.cmdline())]
     return [c.pid for c in children] or [pid]
 
 
@@ -374,8 +368,7 @@ def targets(results: Sequence[RunResult]) -> dict[str, dict[str, Any]]:
 def format_table(results: Sequence[RunResult]) -> str:
     """Render the results as a Markdown table."""
     lines = [
-        "| workers | concurrency | requests | errors | p50 ms | p95 ms | max ms | notes/s "
-        "| RSS per worker MiB |",
+        "| workers | concurrency | requests | errors | p50 ms | p95 ms | max ms | notes/s | RSS per worker MiB |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
@@ -391,9 +384,7 @@ def _int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from exc
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
@@ -403,28 +394,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark from the command line; returns the exit code."""
     from pipeline.locations import PROJECT_ROOT, default_model_dir
 
-    parser = argparse.ArgumentParser(
-        prog="python -m service.bench", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m service.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=default_model_dir(), help="model folder")
-    parser.add_argument(
-        "--kb", type=Path, default=None, help="knowledge-base folder (default models/kb)"
-    )
+    parser.add_argument("--kb", type=Path, default=None, help="knowledge-base folder (default models/kb)")
     parser.add_argument("--corpus", type=Path, default=None, help="corpus JSONL to take notes from")
     parser.add_argument("--requests", type=int, default=200, help="requests per configuration")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests first")
     parser.add_argument("--workers", type=_int_list, default=[1, 2], help="worker counts, e.g. 1,2")
-    parser.add_argument(
-        "--concurrency", type=_int_list, default=[1, 8], help="client counts, e.g. 1,8"
-    )
+    parser.add_argument("--concurrency", type=_int_list, default=[1, 8], help="client counts, e.g. 1,8")
     parser.add_argument("--note-chars", type=int, default=NOTE_CHARS, help="characters per note")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not (args.model / "manifest.json").is_file():
-        sys.stderr.write(
-            f"service.bench: error: {args.model} is not a model folder (no manifest.json)\n"
-        )
+        sys.stderr.write(f"service.bench: error: {args.model} is not a model folder (no manifest.json)\n")
         return 2
     if args.requests < 1:
         sys.stderr.write("service.bench: error: --requests must be at least 1\n")
@@ -432,9 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes, source = load_notes(args.corpus, PROJECT_ROOT / "corpora" / "samples", args.note_chars)
     mean_chars = statistics.mean(len(n) for n in notes)
     logger.info("%d notes of %.0f characters on average from %s", len(notes), mean_chars, source)
-    results = run_benchmark(
-        args.model, args.kb, notes, args.workers, args.concurrency, args.requests, args.warmup
-    )
+    results = run_benchmark(args.model, args.kb, notes, args.workers, args.concurrency, args.requests, args.warmup)
     checked = targets(results)
     sys.stdout.write(format_table(results) + "\n\n")
     for name, target in checked.items():
@@ -442,9 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(f"{name}: {target['value']} (target {target['target']}): {verdict}\n")
     if args.out is not None:
         document = {
-            "command": " ".join(
-                [Path(sys.executable).name, "-m", "service.bench", *(argv or sys.argv[1:])]
-            ),
+            "command": " ".join([Path(sys.executable).name, "-m", "service.bench", *(argv or sys.argv[1:])]),
             "machine": {
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),

@@ -46,12 +46,8 @@ def register_serve(registry: CommandRegistry) -> None:
         registry: the CLI's command registry.
     """
     parser = registry.command("serve", _serve, help="run the suggestion service (HTTP API)")
-    parser.add_argument(
-        "--host", default=None, help="address to bind (default CODESUGGEST_HOST, 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port", type=int, default=None, help="port (default CODESUGGEST_PORT, 8000)"
-    )
+    parser.add_argument("--host", default=None, help="address to bind (default CODESUGGEST_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default CODESUGGEST_PORT, 8000)")
     parser.add_argument(
         "--workers",
         type=int,
@@ -77,9 +73,7 @@ def uvicorn_log_config(level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {
-            "default": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}
-        },
+        "formatters": {"default": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
@@ -157,9 +151,7 @@ def register_keys(registry: CommandRegistry) -> None:
     create.add_argument("--role", required=True, choices=ROLES, help="what the key may do")
     create.add_argument("--json", action="store_true", help="print a JSON document")
     _db_argument(create)
-    listing = registry.command(
-        "list", _keys_list, help="list API keys (never their secrets)", group="keys"
-    )
+    listing = registry.command("list", _keys_list, help="list API keys (never their secrets)", group="keys")
     listing.add_argument("--active", action="store_true", help="leave out revoked keys")
     listing.add_argument("--json", action="store_true", help="print a JSON document")
     _db_argument(listing)
@@ -181,10 +173,7 @@ def _keys_create(args: argparse.Namespace) -> int:
         print_json({"id": info.id, "name": info.name, "role": info.role, "key": token})
     else:
         sys.stdout.write(token + "\n")
-    sys.stderr.write(
-        f"created {info.role} key {info.id} for {info.name!r}; store it now, "
-        "it cannot be shown again\n"
-    )
+    sys.stderr.write(f"created {info.role} key {info.id} for {info.name!r}; store it now, it cannot be shown again\n")
     return 0
 
 
@@ -199,9 +188,7 @@ def _keys_list(args: argparse.Namespace) -> int:
         with db.session() as session:
             keys = list_keys(session, include_revoked=not args.active)
             last_used = dict(
-                session.execute(
-                    select(AuditEntry.key_id, func.max(AuditEntry.at)).group_by(AuditEntry.key_id)
-                ).all()
+                session.execute(select(AuditEntry.key_id, func.max(AuditEntry.at)).group_by(AuditEntry.key_id)).all()
             )
     finally:
         db.dispose()
@@ -220,9 +207,7 @@ def _keys_list(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     if not rows:
-        sys.stderr.write(
-            "no API keys; create one with: codesuggest keys create --name N --role R\n"
-        )
+        sys.stderr.write("no API keys; create one with: codesuggest keys create --name N --role R\n")
         return 0
     header = f"{'id':<12}  {'role':<11}  {'created':<19}  {'revoked':<19}  {'last used':<19}  name"
     sys.stdout.write(header + "\n")
@@ -230,8 +215,7 @@ def _keys_list(args: argparse.Namespace) -> int:
         revoked = str(r["revoked_at"] or "-")[:19]
         used = str(r["last_used_at"] or "-")[:19]
         sys.stdout.write(
-            f"{r['id']:<12}  {r['role']:<11}  {r['created_at'][:19]:<19}  "
-            f"{revoked:<19}  {used:<19}  {r['name']}\n"
+            f"{r['id']:<12}  {r['role']:<11}  {r['created_at'][:19]:<19}  {revoked:<19}  {used:<19}  {r['name']}\n"
         )
     return 0
 
@@ -263,9 +247,7 @@ def register_db(registry: CommandRegistry) -> None:
         registry: the CLI's command registry.
     """
     registry.group("db", help="the service database")
-    upgrade = registry.command(
-        "upgrade", _db_upgrade, help="create or migrate the service database", group="db"
-    )
+    upgrade = registry.command("upgrade", _db_upgrade, help="create or migrate the service database", group="db")
     _db_argument(upgrade)
 
 

@@ -48,11 +48,10 @@ class Settings(BaseSettings):
         port: its port.
         workers: its worker processes.
         feedback_store_text: store the note text sent with feedback (it is PHI; default off).
+        warmup: code a made-up note at startup, so that the first request is not slow.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     model_dir: Path = Field(default_factory=default_model_dir)
     kb_dir: Path = Field(default_factory=default_kb_dir)
@@ -72,6 +71,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1)
     feedback_store_text: bool = False
+    warmup: bool = True
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -95,7 +95,6 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(
-            f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
+            f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
         )
         raise ServiceConfigError(f"bad setting: {problems}") from exc

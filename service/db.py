@@ -66,9 +66,7 @@ def make_engine(url: str) -> Engine:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise ServiceConfigError(
-                    f"cannot create the database folder {folder}: {exc}"
-                ) from exc
+                raise ServiceConfigError(f"cannot create the database folder {folder}: {exc}") from exc
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     try:
         engine = create_engine(parsed, **kwargs)
@@ -154,9 +152,7 @@ class Database:
                 break
             except OperationalError as exc:
                 if attempt == attempts:
-                    raise ServiceConfigError(
-                        f"cannot migrate database {self.safe_url}: {exc.orig}"
-                    ) from exc
+                    raise ServiceConfigError(f"cannot migrate database {self.safe_url}: {exc.orig}") from exc
                 logger.info("migration attempt %d failed (%s); retrying", attempt, exc.orig)
                 time.sleep(0.2 * attempt)
             except SQLAlchemyError as exc:

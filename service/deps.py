@@ -24,9 +24,7 @@ from service.suggesting import SuggesterLike
 
 logger = logging.getLogger(__name__)
 
-api_key_header = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="API key: csk_<id>_<secret>"
-)
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key: csk_<id>_<secret>")
 bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 
 
@@ -112,8 +110,7 @@ def require(group: str) -> Callable[[Principal], Principal]:
     def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if principal.role not in allowed:
             raise PermissionDeniedError(
-                f"role {principal.role!r} may not call this endpoint "
-                f"(allowed: {', '.join(sorted(allowed))})"
+                f"role {principal.role!r} may not call this endpoint (allowed: {', '.join(sorted(allowed))})"
             )
         return principal
 

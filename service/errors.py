@@ -195,9 +195,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     fields = validation_fields(exc.errors())
     shown = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
     more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
-    body = error_body(
-        "validation_error", f"invalid request: {shown}{more}", _request_id(request), fields
-    )
+    body = error_body("validation_error", f"invalid request: {shown}{more}", _request_id(request), fields)
     return JSONResponse(body, status_code=422)
 
 

@@ -100,9 +100,7 @@ def store_feedback(
             problems.append(_problem(("body", "decisions", i, "code"), str(exc)))
         if decision.replaced_by:
             try:
-                new_system, new_code = canonical_code(
-                    kb, decision.replaced_by, decision.replaced_by_system
-                )
+                new_system, new_code = canonical_code(kb, decision.replaced_by, decision.replaced_by_system)
             except (MalformedCodeError, UnknownCodeError) as exc:
                 problems.append(_problem(("body", "decisions", i, "replaced_by"), str(exc)))
         if system and code:
@@ -112,9 +110,7 @@ def store_feedback(
     now = utcnow()
     text_stored = bool(store_text and body.text and body.text.strip())
     with db.session() as session:
-        for decision, (system, code, new_system, new_code) in zip(
-            body.decisions, checked, strict=True
-        ):
+        for decision, (system, code, new_system, new_code) in zip(body.decisions, checked, strict=True):
             session.add(
                 FeedbackEntry(
                     created_at=now,
@@ -185,9 +181,7 @@ class ExportReport:
                 "(CODESUGGEST_FEEDBACK_STORE_TEXT was off when their feedback came)"
             )
         if self.skipped_no_codes:
-            lines.append(
-                f"skipped {self.skipped_no_codes} notes with no accepted, added or modified code"
-            )
+            lines.append(f"skipped {self.skipped_no_codes} notes with no accepted, added or modified code")
         return "\n".join(lines)
 
 
@@ -230,9 +224,7 @@ def export_feedback(db: Database, out: Path) -> ExportReport:
     with db.session() as session:
         entries = list(
             session.scalars(
-                select(FeedbackEntry).order_by(
-                    FeedbackEntry.note_id, FeedbackEntry.created_at, FeedbackEntry.id
-                )
+                select(FeedbackEntry).order_by(FeedbackEntry.note_id, FeedbackEntry.created_at, FeedbackEntry.id)
             )
         )
         texts = {row.note_id: row for row in session.scalars(select(FeedbackNote))}
@@ -262,9 +254,7 @@ def export_feedback(db: Database, out: Path) -> ExportReport:
                     "source": "codesuggest-feedback",
                     "users": sorted({e.user for e in note_entries}),
                     "decisions": len(note_entries),
-                    "model_versions": sorted(
-                        {e.model_version for e in note_entries if e.model_version}
-                    ),
+                    "model_versions": sorted({e.model_version for e in note_entries if e.model_version}),
                     "last_feedback_at": note_entries[-1].created_at.isoformat(),
                 },
             )

@@ -210,7 +210,5 @@ class IdempotencyStore:
             How many were deleted.
         """
         with self.db.session() as session:
-            result = session.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < utcnow())
-            )
+            result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < utcnow()))
             return int(getattr(result, "rowcount", 0) or 0)

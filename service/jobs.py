@@ -44,9 +44,7 @@ logger = logging.getLogger(__name__)
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 ACTIVE = (QUEUED, RUNNING)
 _TOKEN_RE = re.compile(r"^job_([0-9a-f]{16})([0-9a-f]{32})$")
-STALE_MESSAGE = (
-    "the service process running this job stopped before it finished; submit the notes again"
-)
+STALE_MESSAGE = "the service process running this job stopped before it finished; submit the notes again"
 SHUTDOWN_MESSAGE = "the service shut down before this job finished; submit the notes again"
 
 
@@ -229,9 +227,7 @@ class JobManager:
                 return row, None
             key = _seal_key(secret)
             results: list[dict[str, Any]] = []
-            for chunk in session.scalars(
-                select(JobResult).where(JobResult.job_id == job_id).order_by(JobResult.chunk)
-            ):
+            for chunk in session.scalars(select(JobResult).where(JobResult.job_id == job_id).order_by(JobResult.chunk)):
                 results.extend(json.loads(unseal(key, chunk.payload)))
             session.execute(delete(JobResult).where(JobResult.job_id == job_id))
             session.refresh(row)
@@ -243,9 +239,7 @@ class JobManager:
         """Tell other processes that this one's unfinished jobs are alive."""
         with self.db.session() as session:
             session.execute(
-                update(Job)
-                .where(Job.owner == self.owner, Job.status.in_(ACTIVE))
-                .values(heartbeat_at=utcnow())
+                update(Job).where(Job.owner == self.owner, Job.status.in_(ACTIVE)).values(heartbeat_at=utcnow())
             )
 
     def fail_stale(self) -> int:
@@ -286,9 +280,7 @@ class JobManager:
             )
             if ids:
                 session.execute(delete(JobResult).where(JobResult.job_id.in_(ids)))
-                session.execute(
-                    update(Job).where(Job.id.in_(ids)).values(results_expired_at=utcnow())
-                )
+                session.execute(update(Job).where(Job.id.in_(ids)).values(results_expired_at=utcnow()))
         return len(ids)
 
     # -- the worker ------------------------------------------------------------------------
@@ -319,17 +311,9 @@ class JobManager:
                 answers = suggest_many(self.suggester, notes, job.options, job.request_id)
                 payload = json.dumps([a.model_dump(mode="json") for a in answers])
                 with self.db.session() as session:
-                    session.add(
-                        JobResult(
-                            job_id=job.job_id, chunk=chunk, payload=seal(key, payload.encode())
-                        )
-                    )
+                    session.add(JobResult(job_id=job.job_id, chunk=chunk, payload=seal(key, payload.encode())))
                     done += len(notes)
-                    session.execute(
-                        update(Job)
-                        .where(Job.id == job.job_id)
-                        .values(n_done=done, heartbeat_at=utcnow())
-                    )
+                    session.execute(update(Job).where(Job.id == job.job_id).values(n_done=done, heartbeat_at=utcnow()))
             self._set(job.job_id, status=SUCCEEDED, finished_at=utcnow())
             logger.info("%s succeeded (%d notes)", job.job_id, done)
         except CodesuggestError as exc:
@@ -350,9 +334,7 @@ class JobManager:
         with self.db.session() as session:
             session.execute(delete(JobResult).where(JobResult.job_id == job_id))
             session.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(status=FAILED, error=message[:2000], finished_at=utcnow())
+                update(Job).where(Job.id == job_id).values(status=FAILED, error=message[:2000], finished_at=utcnow())
             )
 
 
@@ -368,9 +350,7 @@ class Housekeeper:
         self.interval = interval_seconds
         self.tasks = list(tasks)
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._loop, name="codesuggest-housekeeping", daemon=True
-        )
+        self._thread = threading.Thread(target=self._loop, name="codesuggest-housekeeping", daemon=True)
 
     def start(self) -> None:
         """Start the thread."""
@@ -392,9 +372,7 @@ class Housekeeper:
             try:
                 task()
             except Exception as exc:
-                logger.warning(
-                    "housekeeping task %s failed: %s", getattr(task, "__name__", task), exc
-                )
+                logger.warning("housekeeping task %s failed: %s", getattr(task, "__name__", task), exc)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

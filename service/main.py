@@ -8,6 +8,7 @@ startup with the loader's message) and starts the job worker; at shutdown it sto
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -46,11 +47,19 @@ Every answer carries the headers `X-Request-ID`, `X-Model-Version` and `X-Code-S
 """
 
 
+# A made-up note (no PHI) coded once at startup so that lazily built structures (spaCy
+# vocabulary, caches, the code search index) are ready before the first real request.
+WARMUP_NOTE = (
+    "Assessment: right ankle sprain after a fall at home; type 2 diabetes mellitus without "
+    "complications. Plan: ankle brace, continue metformin."
+)
+
+
 def load_suggester(settings: Settings) -> SuggesterLike:
-    """Load the suggestion model and its knowledge base named by the settings.
+    """Load the suggestion model and its knowledge base named by the settings, then warm it up.
 
     Args:
-        settings: deployment settings (``model_dir``, ``kb_dir``).
+        settings: deployment settings (``model_dir``, ``kb_dir``, ``warmup``).
 
     Returns:
         The loaded suggester.
@@ -61,12 +70,29 @@ def load_suggester(settings: Settings) -> SuggesterLike:
     from pipeline.suggest import Suggester
 
     suggester: SuggesterLike = Suggester.load(settings.model_dir, settings.kb_dir)
+    if settings.warmup:
+        warm_up(suggester)
     return suggester
 
 
-def create_app(
-    settings: Settings | None = None, *, suggester: SuggesterLike | None = None
-) -> FastAPI:
+def warm_up(suggester: SuggesterLike) -> float:
+    """Code a made-up note and run a code search once, so the first request is not slow.
+
+    Args:
+        suggester: the loaded suggester.
+
+    Returns:
+        Seconds spent.
+    """
+    started = time.perf_counter()
+    suggester.suggest(WARMUP_NOTE, note_id="warm-up")
+    suggester.kb.search("ankle sprain", limit=1)
+    elapsed = time.perf_counter() - started
+    logger.info("warmed up in %.1f s", elapsed)
+    return elapsed
+
+
+def create_app(settings: Settings | None = None, *, suggester: SuggesterLike | None = None) -> FastAPI:
     """Build the application.
 
     Args:
@@ -128,8 +154,7 @@ def create_app(
     app = FastAPI(
         title="codesuggest",
         version=__version__,
-        summary="Offline computer-assisted coding: clinical note -> ICD-10-CM / CPT / HCPCS "
-        "suggestions with evidence",
+        summary="Offline computer-assisted coding: clinical note -> ICD-10-CM / CPT / HCPCS suggestions with evidence",
         description=DESCRIPTION,
         lifespan=lifespan,
     )

@@ -56,9 +56,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             raise ValueError("naive datetime given to a UTC column")
         return value.astimezone(dt.UTC).replace(tzinfo=None)
 
-    def process_result_value(
-        self, value: dt.datetime | None, dialect: Dialect
-    ) -> dt.datetime | None:
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
@@ -180,8 +178,6 @@ class JobResult(Base):
 
     __tablename__ = "job_results"
 
-    job_id: Mapped[str] = mapped_column(
-        String(24), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[str] = mapped_column(String(24), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
     payload: Mapped[bytes] = mapped_column(LargeBinary)

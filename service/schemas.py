@@ -118,9 +118,7 @@ class EvidenceOut(BaseModel):
     end: int = Field(description="Character offset, exclusive.")
     text: str = Field(description="note[start:end]")
     section: str | None = Field(description="The note section the span is in.")
-    assertions: dict[str, bool] = Field(
-        description="negated, historical, family, hypothetical, uncertain."
-    )
+    assertions: dict[str, bool] = Field(description="negated, historical, family, hypothetical, uncertain.")
 
 
 class RuleOut(BaseModel):
@@ -164,10 +162,7 @@ class CodeSetLineOut(BaseModel):
     code: str
     system: str
     description: str
-    role: str = Field(
-        description="principal / first-listed / secondary / external-cause, or procedure / "
-        "supply / em."
-    )
+    role: str = Field(description="principal / first-listed / secondary / external-cause, or procedure / supply / em.")
     modifiers: list[str]
     pointers: list[str]
 
@@ -193,8 +188,7 @@ class SuggestionResponse(Versioned):
                         {
                             "code": "S93.401A",
                             "system": "ICD10CM",
-                            "description": "Sprain of unspecified ligament of right ankle, "
-                            "initial encounter",
+                            "description": "Sprain of unspecified ligament of right ankle, initial encounter",
                             "score": 0.91,
                             "rank": 1,
                             "status": "suggested",
@@ -207,8 +201,7 @@ class SuggestionResponse(Versioned):
                                     "assertions": {"negated": False},
                                 }
                             ],
-                            "rationale": "Right ankle sprain stated in the assessment; first "
-                            "visit for it.",
+                            "rationale": "Right ankle sprain stated in the assessment; first visit for it.",
                             "modifiers": [],
                             "rules": [{"id": "icd.7th.initial", "message": "7th character A"}],
                             "query": None,
@@ -229,8 +222,7 @@ class SuggestionResponse(Versioned):
                             "sequence": 1,
                             "code": "S93.401A",
                             "system": "ICD10CM",
-                            "description": "Sprain of unspecified ligament of right ankle, "
-                            "initial encounter",
+                            "description": "Sprain of unspecified ligament of right ankle, initial encounter",
                             "role": "first-listed",
                             "modifiers": [],
                             "pointers": [],
@@ -283,8 +275,7 @@ class BatchRequest(SuggestOptions):
                         {"note_id": "enc-1", "text": EXAMPLE_NOTE},
                         {
                             "note_id": "enc-2",
-                            "text": "Type 2 diabetes mellitus without complications. "
-                            "Continue metformin.",
+                            "text": "Type 2 diabetes mellitus without complications. Continue metformin.",
                             "patient": {"age": 63, "sex": "male"},
                         },
                     ],
@@ -326,9 +317,7 @@ class JobAccepted(Versioned):
         }
     )
 
-    job_id: str = Field(
-        description="Opaque job id; it also holds the key to the job's results, keep it private."
-    )
+    job_id: str = Field(description="Opaque job id; it also holds the key to the job's results, keep it private.")
     status: JobState
     status_url: str
     n_notes: int
@@ -363,8 +352,7 @@ class CodeOut(Versioned):
                 {
                     "code": "S93.401A",
                     "system": "ICD10CM",
-                    "description": "Sprain of unspecified ligament of right ankle, initial "
-                    "encounter",
+                    "description": "Sprain of unspecified ligament of right ankle, initial encounter",
                     "billable": True,
                     "parent": "S93.401",
                     "chapter": "19",
@@ -557,9 +545,7 @@ class ErrorResponse(BaseModel):
                         "type": "validation_error",
                         "message": "invalid request: text: text is empty or whitespace only",
                         "request_id": EXAMPLE_REQUEST_ID,
-                        "fields": [
-                            {"field": "text", "message": "text is empty or whitespace only"}
-                        ],
+                        "fields": [{"field": "text", "message": "text is empty or whitespace only"}],
                     }
                 }
             ]
@@ -588,7 +574,4 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         429: "Too many jobs in progress.",
         503: "Not ready.",
     }
-    return {
-        status: {"model": ErrorResponse, "description": descriptions.get(status, "Error.")}
-        for status in statuses
-    }
+    return {status: {"model": ErrorResponse, "description": descriptions.get(status, "Error.")} for status in statuses}

@@ -180,9 +180,7 @@ def authenticate(session: Session, token: str | None) -> Principal:
         AuthenticationError: no key, a malformed, unknown or revoked key, or a wrong secret.
     """
     if not token:
-        raise AuthenticationError(
-            "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
-        )
+        raise AuthenticationError("an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
     match = _TOKEN_RE.match(token.strip())
     if match is None:
         raise AuthenticationError("malformed API key (expected csk_<id>_<secret>)")

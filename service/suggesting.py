@@ -110,9 +110,7 @@ def check_length(text: str, max_chars: int, field: str = "text") -> None:
         NoteTooLongError: the note is longer than ``max_chars`` (answered with 413).
     """
     if len(text) > max_chars:
-        raise NoteTooLongError(
-            f"{field} has {len(text):,} characters; this service accepts at most {max_chars:,}"
-        )
+        raise NoteTooLongError(f"{field} has {len(text):,} characters; this service accepts at most {max_chars:,}")
 
 
 def _patient(patient: PatientIn | None) -> tuple[int | None, str | None]:
@@ -122,17 +120,13 @@ def _patient(patient: PatientIn | None) -> tuple[int | None, str | None]:
 def note_from_request(request: SuggestionRequest) -> NoteInput:
     """Build the note of a single-note request."""
     age, sex = _patient(request.patient)
-    return NoteInput(
-        request.text, request.note_id, request.setting, request.encounter_date, age, sex
-    )
+    return NoteInput(request.text, request.note_id, request.setting, request.encounter_date, age, sex)
 
 
 def note_from_batch(note: BatchNoteIn, default_setting: str) -> NoteInput:
     """Build one note of a batch request, with the batch's setting as the fallback."""
     age, sex = _patient(note.patient)
-    return NoteInput(
-        note.text, note.note_id, note.setting or default_setting, note.encounter_date, age, sex
-    )
+    return NoteInput(note.text, note.note_id, note.setting or default_setting, note.encounter_date, age, sex)
 
 
 def options_from(request: SuggestionRequest | BatchRequest) -> Options:
@@ -155,9 +149,7 @@ def _kwargs(note: NoteInput, options: Options) -> dict[str, Any]:
     }
 
 
-def to_response(
-    result: SuggestionResult, note_id: str | None, request_id: str
-) -> SuggestionResponse:
+def to_response(result: SuggestionResult, note_id: str | None, request_id: str) -> SuggestionResponse:
     """Turn a pipeline result into the API answer for one note.
 
     Args:
@@ -183,9 +175,7 @@ def to_response(
     )
 
 
-def suggest_one(
-    suggester: SuggesterLike, note: NoteInput, options: Options, request_id: str
-) -> SuggestionResponse:
+def suggest_one(suggester: SuggesterLike, note: NoteInput, options: Options, request_id: str) -> SuggestionResponse:
     """Code one note through the one suggest path.
 
     Args:
@@ -231,13 +221,9 @@ def suggest_many(
             continue
         kwargs = _kwargs(notes[indexes[0]], options)
         texts = [notes[i].text for i in indexes]
-        results = suggester.suggest_batch(
-            texts, note_ids=[notes[i].note_id for i in indexes], **kwargs
-        )
+        results = suggester.suggest_batch(texts, note_ids=[notes[i].note_id for i in indexes], **kwargs)
         if len(results) != len(indexes):
-            raise RuntimeError(
-                f"suggest_batch returned {len(results)} results for {len(indexes)} notes"
-            )
+            raise RuntimeError(f"suggest_batch returned {len(results)} results for {len(indexes)} notes")
         for i, result in zip(indexes, results, strict=True):
             answers[i] = to_response(result, notes[i].note_id, request_id)
     logger.debug(

@@ -73,9 +73,7 @@ def get_code(
     summary="Search codes by text",
 )
 def search_codes(
-    q: Annotated[
-        str, Query(min_length=1, max_length=200, pattern=r"\S", examples=["ankle sprain"])
-    ],
+    q: Annotated[str, Query(min_length=1, max_length=200, pattern=r"\S", examples=["ankle sprain"])],
     _: Annotated[Principal, Depends(require("read"))],
     info: Annotated[RequestInfo, Depends(get_info)],
     suggester: Annotated[SuggesterLike, Depends(get_suggester)],

@@ -42,9 +42,7 @@ def ready(request: Request) -> JSONResponse:
         model_version=suggester.model_version if suggester is not None else None,
         code_set_versions=dict(suggester.code_set_versions) if suggester is not None else {},
     )
-    return JSONResponse(
-        body.model_dump(mode="json"), status_code=200 if model_ok and db_ok else 503
-    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if model_ok and db_ok else 503)
 
 
 @router.get(

@@ -64,9 +64,7 @@ def create_suggestions(
     check_length(body.text, settings.max_text_chars)
 
     def produce() -> Answer:
-        answer = suggest_one(
-            suggester, note_from_request(body), options_from(body), info.request_id
-        )
+        answer = suggest_one(suggester, note_from_request(body), options_from(body), info.request_id)
         return Answer(200, answer.model_dump(mode="json"))
 
     return idempotency.run(

@@ -50,9 +50,7 @@ _RECORDS = {
         seventh={"A": "initial encounter", "D": "subsequent encounter", "S": "sequela"},
     ),
     "S93.409A": CodeRecord("S93.409A", "ICD10CM", "Sprain of ankle, unspecified side", True),
-    "W11.XXXA": CodeRecord(
-        "W11.XXXA", "ICD10CM", "Fall from ladder, initial", True, placeholder=True
-    ),
+    "W11.XXXA": CodeRecord("W11.XXXA", "ICD10CM", "Fall from ladder, initial", True, placeholder=True),
     "E11.9": CodeRecord("E11.9", "ICD10CM", "Type 2 diabetes mellitus without complications", True),
     "L1906": CodeRecord("L1906", "HCPCS", "Ankle foot orthosis, prefabricated", True),
     "99213": CodeRecord("99213", "CPT", "Office visit, established patient, low", True),
@@ -154,9 +152,7 @@ class FakeSuggester:
                         score=0.9 if code == "S93.401A" else 0.7,
                         rank=len(suggestions) + 1,
                         status="suggested",
-                        evidence=[
-                            Evidence(at, end, text[at:end], "assessment", {"negated": False})
-                        ],
+                        evidence=[Evidence(at, end, text[at:end], "assessment", {"negated": False})],
                         rationale=f"mentioned at {at}",
                         rules=[RuleDecision("icd.7th.initial", "7th character A")],
                     )
@@ -167,13 +163,9 @@ class FakeSuggester:
         top_k = kwargs.get("top_k")
         if top_k:
             suggestions = suggestions[:top_k]
-        excluded = (
-            [ExcludedMention(text[:5], 0, min(5, len(text)), "negated")] if "no " in text else []
-        )
+        excluded = [ExcludedMention(text[:5], 0, min(5, len(text)), "negated")] if "no " in text else []
         code_set = [
-            CodeSetLine(
-                i + 1, s.code, s.system, s.description, "first-listed" if i == 0 else "secondary"
-            )
+            CodeSetLine(i + 1, s.code, s.system, s.description, "first-listed" if i == 0 else "secondary")
             for i, s in enumerate(suggestions)
         ]
         return SuggestionResult(
@@ -266,9 +258,7 @@ def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _start(
-    folder: Path, template: Path, suggester: FakeSuggester | None, overrides: dict[str, Any]
-) -> Service:
+def _start(folder: Path, template: Path, suggester: FakeSuggester | None, overrides: dict[str, Any]) -> Service:
     settings = make_settings(folder, **overrides)
     target = Path(settings.database_url.removeprefix("sqlite:///"))
     if settings.database_url.startswith("sqlite:///") and not target.exists():
@@ -296,9 +286,7 @@ def service_factory(tmp_path: Path, migrated_db: Path) -> Iterator[Callable[...,
 
 
 @pytest.fixture(scope="module")
-def shared_service(
-    tmp_path_factory: pytest.TempPathFactory, migrated_db: Path
-) -> Iterator[Service]:
+def shared_service(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -> Iterator[Service]:
     """One app for a whole module, for tests that only read (auth, roles, lookups)."""
     svc = _start(tmp_path_factory.mktemp("shared"), migrated_db, None, {})
     yield svc

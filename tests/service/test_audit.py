@@ -81,9 +81,7 @@ def test_audit_skips_health_probes(service: Service) -> None:
     ("incoming", "kept"),
     [("trace-0123456789", True), ("bad id with spaces", False), ("x" * 65, False)],
 )
-def test_audit_request_id_comes_from_the_caller_when_well_formed(
-    service: Service, incoming: str, kept: bool
-) -> None:
+def test_audit_request_id_comes_from_the_caller_when_well_formed(service: Service, incoming: str, kept: bool) -> None:
     response = service.client.get("/health/live", headers={"X-Request-ID": incoming})
     assert (response.headers["X-Request-ID"] == incoming) == kept
     assert len(response.headers["X-Request-ID"]) >= 8
@@ -92,27 +90,14 @@ def test_audit_request_id_comes_from_the_caller_when_well_formed(
 def _exercise(svc: Service) -> None:
     """Every endpoint that receives note text, including a job and an idempotent replay."""
     client, h = svc.client, svc.headers
-    assert (
-        client.post(
-            "/v1/suggestions", json={"text": SECRET_TEXT}, headers=h("integration")
-        ).status_code
-        == 200
-    )
+    assert client.post("/v1/suggestions", json={"text": SECRET_TEXT}, headers=h("integration")).status_code == 200
     replay = h("integration", **{"Idempotency-Key": "phi-test"})
-    assert (
-        client.post("/v1/suggestions", json={"text": SECRET_TEXT}, headers=replay).status_code
-        == 200
-    )
-    assert (
-        client.post("/v1/suggestions", json={"text": SECRET_TEXT}, headers=replay).status_code
-        == 200
-    )
+    assert client.post("/v1/suggestions", json={"text": SECRET_TEXT}, headers=replay).status_code == 200
+    assert client.post("/v1/suggestions", json={"text": SECRET_TEXT}, headers=replay).status_code == 200
     notes = [{"text": SECRET_TEXT, "note_id": f"n{i}"} for i in range(5)]
     accepted = client.post("/v1/suggestions/batch", json={"notes": notes}, headers=h("integration"))
     assert accepted.status_code == 202
-    small = client.post(
-        "/v1/suggestions/batch", json={"notes": notes[:2]}, headers=h("integration")
-    )
+    small = client.post("/v1/suggestions/batch", json={"notes": notes[:2]}, headers=h("integration"))
     assert small.status_code == 200
     feedback = {
         "note_id": "n0",
@@ -121,18 +106,8 @@ def _exercise(svc: Service) -> None:
         "decisions": [{"code": "S93.401A", "decision": "accepted", "reason": "documented"}],
     }
     assert client.post("/v1/feedback", json=feedback, headers=h("coder")).status_code == 201
-    assert (
-        client.post(
-            "/v1/suggestions", json={"text": SECRET_TEXT + " BOOM"}, headers=h()
-        ).status_code
-        == 500
-    )
-    assert (
-        client.post(
-            "/v1/suggestions", json={"text": SECRET_TEXT, "top_k": 0}, headers=h()
-        ).status_code
-        == 422
-    )
+    assert client.post("/v1/suggestions", json={"text": SECRET_TEXT + " BOOM"}, headers=h()).status_code == 500
+    assert client.post("/v1/suggestions", json={"text": SECRET_TEXT, "top_k": 0}, headers=h()).status_code == 422
     deadline = time.monotonic() + 20
     url = accepted.json()["status_url"]
     while time.monotonic() < deadline:
@@ -151,16 +126,12 @@ def _database_bytes(svc: Service) -> bytes:
     return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
 
 
-def test_audit_note_text_never_reaches_logs_or_database(
-    service: Service, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_audit_note_text_never_reaches_logs_or_database(service: Service, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     _exercise(service)
     # A job that is submitted but never fetched keeps its sealed results in the database.
     notes = [{"text": SECRET_TEXT}] * 4
-    service.client.post(
-        "/v1/suggestions/batch", json={"notes": notes}, headers=service.headers("integration")
-    )
+    service.client.post("/v1/suggestions/batch", json={"notes": notes}, headers=service.headers("integration"))
     time.sleep(0.5)
     logged = "\n".join(r.getMessage() + str(r.args) + (r.exc_text or "") for r in caplog.records)
     assert logged, "nothing was logged"

@@ -22,13 +22,8 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'cli.sqlite3'}"
 
 
-def test_cli_keys_create_prints_the_secret_once_and_it_works(
-    db_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert (
-        main(["keys", "create", "--name", "EHR bridge", "--role", "integration", "--db", db_url])
-        == 0
-    )
+def test_cli_keys_create_prints_the_secret_once_and_it_works(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "create", "--name", "EHR bridge", "--role", "integration", "--db", db_url]) == 0
     out, err = capsys.readouterr()
     token = out.strip()
     assert token.startswith("csk_")
@@ -77,9 +72,7 @@ def test_cli_bad_database_url_is_one_line(capsys: pytest.CaptureFixture[str]) ->
     assert "database URL" in capsys.readouterr().err
 
 
-def test_cli_db_upgrade_reports_the_revision(
-    db_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_db_upgrade_reports_the_revision(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "upgrade", "--db", db_url]) == 0
     assert "revision 0001" in capsys.readouterr().err
 
@@ -104,17 +97,13 @@ def test_cli_export_feedback_writes_the_corpus(
         "text": "Right ankle sprain.",
         "decisions": [{"code": "S93.401A", "decision": "accepted"}],
     }
-    assert (
-        svc.client.post("/v1/feedback", json=body, headers=svc.headers("coder")).status_code == 201
-    )
+    assert svc.client.post("/v1/feedback", json=body, headers=svc.headers("coder")).status_code == 201
     body = {
         "note_id": "enc-2",
         "user": "coder-1",
         "decisions": [{"code": "E11.9", "decision": "added"}],
     }
-    assert (
-        svc.client.post("/v1/feedback", json=body, headers=svc.headers("coder")).status_code == 201
-    )
+    assert svc.client.post("/v1/feedback", json=body, headers=svc.headers("coder")).status_code == 201
     out = tmp_path / "feedback.jsonl"
     argv = ["corpus", "export-feedback", "--out", str(out), "--db", svc.settings.database_url]
     assert main(argv) == 0

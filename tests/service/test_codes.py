@@ -16,12 +16,8 @@ from tests.service.conftest import FAKE_VERSIONS, Service
         ("99213", "99213", "CPT"),
     ],
 )
-def test_codes_lookup_normalises_what_is_typed(
-    shared_service: Service, typed: str, code: str, system: str
-) -> None:
-    response = shared_service.client.get(
-        f"/v1/codes/{typed}", headers=shared_service.headers("coder")
-    )
+def test_codes_lookup_normalises_what_is_typed(shared_service: Service, typed: str, code: str, system: str) -> None:
+    response = shared_service.client.get(f"/v1/codes/{typed}", headers=shared_service.headers("coder"))
     assert response.status_code == 200, response.text
     data = response.json()
     assert (data["code"], data["system"]) == (code, system)
@@ -66,9 +62,7 @@ def test_codes_search_finds_by_words(shared_service: Service) -> None:
 
 def test_codes_search_filters_by_system(shared_service: Service) -> None:
     params = {"q": "ankle orthosis", "system": "HCPCS"}
-    data = shared_service.client.get(
-        "/v1/codes", params=params, headers=shared_service.headers()
-    ).json()
+    data = shared_service.client.get("/v1/codes", params=params, headers=shared_service.headers()).json()
     assert [h["code"] for h in data["results"]] == ["L1906"]
     assert data["system"] == "HCPCS"
 
@@ -85,21 +79,13 @@ def test_codes_search_filters_by_system(shared_service: Service) -> None:
         ({"q": "x" * 201}, "q"),
     ],
 )
-def test_codes_search_rejects_bad_parameters(
-    shared_service: Service, params: dict[str, object], field: str
-) -> None:
-    response = shared_service.client.get(
-        "/v1/codes", params=params, headers=shared_service.headers()
-    )
+def test_codes_search_rejects_bad_parameters(shared_service: Service, params: dict[str, object], field: str) -> None:
+    response = shared_service.client.get("/v1/codes", params=params, headers=shared_service.headers())
     assert response.status_code == 422
     assert field in [f["field"] for f in response.json()["error"]["fields"]]
 
 
-@pytest.mark.parametrize(
-    ("system", "status"), [("HCPCS", 200), ("ICD10CM", 404), ("CPT", 422), ("ICD9", 422)]
-)
+@pytest.mark.parametrize(("system", "status"), [("HCPCS", 200), ("ICD10CM", 404), ("CPT", 422), ("ICD9", 422)])
 def test_codes_lookup_can_force_a_system(shared_service: Service, system: str, status: int) -> None:
-    response = shared_service.client.get(
-        "/v1/codes/L1906", params={"system": system}, headers=shared_service.headers()
-    )
+    response = shared_service.client.get("/v1/codes/L1906", params={"system": system}, headers=shared_service.headers())
     assert response.status_code == status

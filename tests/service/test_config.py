@@ -57,9 +57,7 @@ def test_config_reads_the_environment(
     assert getattr(load_settings(), field) == expected
 
 
-def test_config_reads_a_dotenv_file_and_overrides_win(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_config_reads_a_dotenv_file_and_overrides_win(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("CODESUGGEST_PORT=9001\nCODESUGGEST_WORKERS=2\n")
     settings = load_settings(port=9100)

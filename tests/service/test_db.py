@@ -45,9 +45,7 @@ def test_db_upgrade_twice_and_downgrade_round_trip(tmp_path: Path) -> None:
     assert set(inspect(db.engine).get_table_names()) >= TABLES
 
 
-def test_db_default_sqlite_path_is_relative_to_cwd(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_db_default_sqlite_path_is_relative_to_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     db = Database("sqlite:///var/codesuggest.sqlite3")
     db.upgrade()
@@ -60,9 +58,7 @@ def test_db_timestamps_round_trip_as_utc(tmp_path: Path) -> None:
     db.upgrade()
     when = dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     with db.session() as session:
-        session.add(
-            ApiKey(id="abc", name="n", role="coder", secret_sha256="0" * 64, created_at=when)
-        )
+        session.add(ApiKey(id="abc", name="n", role="coder", secret_sha256="0" * 64, created_at=when))
     with db.session() as session:
         row = session.get(ApiKey, "abc")
         assert row is not None

@@ -27,17 +27,13 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str]] = [
 ]
 
 
-def call(
-    svc: Service, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]
-) -> Any:
+def call(svc: Service, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> Any:
     return svc.client.request(method, path, json=body, headers=headers)
 
 
 @pytest.mark.parametrize(("method", "path", "body", "group"), ENDPOINTS)
 @pytest.mark.parametrize("role", ["integration", "coder", "admin"])
-def test_deps_role_matrix(
-    shared_service: Service, method: str, path: str, body: Any, group: str, role: str
-) -> None:
+def test_deps_role_matrix(shared_service: Service, method: str, path: str, body: Any, group: str, role: str) -> None:
     response = call(shared_service, method, path, body, shared_service.headers(role))
     if role in ROLE_MATRIX[group]:
         assert response.status_code not in (401, 403), response.text
@@ -74,9 +70,7 @@ def test_deps_wrong_secret_of_a_real_key_is_401(shared_service: Service) -> None
 
 
 def test_deps_x_api_key_header_works_like_bearer(shared_service: Service) -> None:
-    response = call(
-        shared_service, "GET", "/v1/model", None, {"X-API-Key": shared_service.keys["coder"]}
-    )
+    response = call(shared_service, "GET", "/v1/model", None, {"X-API-Key": shared_service.keys["coder"]})
     assert response.status_code == 200
 
 
@@ -91,9 +85,7 @@ def test_deps_revoked_key_is_401(service: Service) -> None:
     assert "revoked" in response.json()["error"]["message"]
 
 
-def test_deps_insecure_dev_needs_no_key(
-    service_factory: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_deps_insecure_dev_needs_no_key(service_factory: Any, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("WARNING"):
         svc = service_factory(insecure_dev=True)
     assert any("INSECURE DEV MODE" in r.getMessage() for r in caplog.records)

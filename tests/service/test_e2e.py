@@ -31,9 +31,7 @@ def test_e2e_suggestions_match_the_suggest_path(real_service: Service) -> None:
         "encounter_date": "2026-11-02",
         "patient": {"age": 34, "sex": "female"},
     }
-    response = real_service.client.post(
-        "/v1/suggestions", json=body, headers=real_service.headers("integration")
-    )
+    response = real_service.client.post("/v1/suggestions", json=body, headers=real_service.headers("integration"))
     assert response.status_code == 200, response.text
     data = response.json()
     suggester = real_service.suggester
@@ -54,9 +52,7 @@ def test_e2e_suggestions_match_the_suggest_path(real_service: Service) -> None:
         encounter_date=date(2026, 11, 2),
         note_id="sample-ankle",
     )
-    assert [(s["code"], s["score"]) for s in data["suggestions"]] == [
-        (s.code, s.score) for s in direct.suggestions
-    ]
+    assert [(s["code"], s["score"]) for s in data["suggestions"]] == [(s.code, s.score) for s in direct.suggestions]
     assert [line["code"] for line in data["code_set"]] == [line.code for line in direct.code_set]
 
 
@@ -72,9 +68,7 @@ def test_e2e_suggestions_match_the_suggest_path(real_service: Service) -> None:
 def test_e2e_samples_get_icd10cm_suggestions(real_service: Service, name: str) -> None:
     setting = "inpatient" if "inpatient" in name else "outpatient"
     body = {"text": sample(name), "setting": setting, "code_systems": ["ICD10CM"], "top_k": 5}
-    data = real_service.client.post(
-        "/v1/suggestions", json=body, headers=real_service.headers()
-    ).json()
+    data = real_service.client.post("/v1/suggestions", json=body, headers=real_service.headers()).json()
     assert 0 < len(data["suggestions"]) <= 5
     assert {s["system"] for s in data["suggestions"]} == {"ICD10CM"}
     assert [s["rank"] for s in data["suggestions"]] == list(range(1, len(data["suggestions"]) + 1))
@@ -85,14 +79,10 @@ def test_e2e_samples_get_icd10cm_suggestions(real_service: Service, name: str) -
 def test_e2e_batch_equals_single_calls(real_service: Service) -> None:
     names = ["ankle_sprain.txt", "diabetes_follow_up.txt", "ed_chest_pain.txt"]
     notes = [{"note_id": n, "text": sample(n)} for n in names]
-    batch = real_service.client.post(
-        "/v1/suggestions/batch", json={"notes": notes}, headers=real_service.headers()
-    )
+    batch = real_service.client.post("/v1/suggestions/batch", json={"notes": notes}, headers=real_service.headers())
     assert batch.status_code == 200, batch.text
     for note, result in zip(notes, batch.json()["results"], strict=True):
-        single = real_service.client.post(
-            "/v1/suggestions", json=note, headers=real_service.headers()
-        ).json()
+        single = real_service.client.post("/v1/suggestions", json=note, headers=real_service.headers()).json()
         assert [(s["code"], round(s["score"], 6)) for s in result["suggestions"]] == [
             (s["code"], round(s["score"], 6)) for s in single["suggestions"]
         ]
@@ -133,14 +123,10 @@ def test_e2e_feedback_with_real_codes(real_service: Service, tmp_path: Path) -> 
             {"code": "L1906", "decision": "rejected"},
         ],
     }
-    response = real_service.client.post(
-        "/v1/feedback", json=body, headers=real_service.headers("coder")
-    )
+    response = real_service.client.post("/v1/feedback", json=body, headers=real_service.headers("coder"))
     assert response.status_code == 201, response.text
     assert response.json()["stored"] == 4
     bad = {**body, "decisions": [{"code": "S93.999Z", "decision": "added"}]}
-    response = real_service.client.post(
-        "/v1/feedback", json=bad, headers=real_service.headers("coder")
-    )
+    response = real_service.client.post("/v1/feedback", json=bad, headers=real_service.headers("coder"))
     assert response.status_code == 422
     assert response.json()["error"]["fields"][0]["field"] == "decisions[0].code"

@@ -99,18 +99,14 @@ def test_feedback_rejects_bad_decisions_naming_the_field(
         ({"note_id": "n", "user": "u", "decisions": []}, "decisions"),
     ],
 )
-def test_feedback_requires_note_user_and_decisions(
-    service: Service, body: dict[str, Any], field: str
-) -> None:
+def test_feedback_requires_note_user_and_decisions(service: Service, body: dict[str, Any], field: str) -> None:
     response = send(service, body)
     assert response.status_code == 422
     assert field in [f["field"] for f in response.json()["error"]["fields"]]
 
 
 @pytest.mark.parametrize(("store", "stored"), [(False, False), (True, True)])
-def test_feedback_text_is_stored_only_when_enabled(
-    service_factory: Any, store: bool, stored: bool
-) -> None:
+def test_feedback_text_is_stored_only_when_enabled(service_factory: Any, store: bool, stored: bool) -> None:
     svc = service_factory(feedback_store_text=store)
     response = send(svc, feedback("enc-3", {"code": "S93.401A", "decision": "accepted"}, text=NOTE))
     assert response.status_code == 201
@@ -123,9 +119,7 @@ def test_feedback_text_over_the_limit_is_413(service_factory: Any) -> None:
     assert response.status_code == 413
 
 
-def test_feedback_export_writes_a_corpus_and_reports_skips(
-    service_factory: Any, tmp_path: Path
-) -> None:
+def test_feedback_export_writes_a_corpus_and_reports_skips(service_factory: Any, tmp_path: Path) -> None:
     svc = service_factory(feedback_store_text=True)
     send(
         svc,
@@ -142,15 +136,11 @@ def test_feedback_export_writes_a_corpus_and_reports_skips(
     send(svc, feedback("with-text", {"code": "L1906", "decision": "rejected"}, user="coder-2"))
     send(
         svc,
-        feedback(
-            "all-rejected", {"code": "E11.9", "decision": "rejected"}, text="Diabetes ruled out."
-        ),
+        feedback("all-rejected", {"code": "E11.9", "decision": "rejected"}, text="Diabetes ruled out."),
     )
     svc.settings = svc.settings.model_copy(update={"feedback_store_text": False})
     svc.client.app.state.settings = svc.settings  # type: ignore[attr-defined]
-    send(
-        svc, feedback("no-text", {"code": "E11.9", "decision": "accepted"}, text="Type 2 diabetes.")
-    )
+    send(svc, feedback("no-text", {"code": "E11.9", "decision": "accepted"}, text="Type 2 diabetes."))
     out = tmp_path / "out" / "feedback.jsonl"
     report = export_feedback(svc.db, out)
     assert (report.written, report.skipped_no_text, report.skipped_no_codes, report.decisions) == (

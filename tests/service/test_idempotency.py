@@ -28,9 +28,7 @@ def post(
 
 def test_idempotency_retry_returns_the_stored_answer(service: Service) -> None:
     first = post(service, BODY, "retry-1")
-    second = post(
-        service, dict(reversed(list(BODY.items()))), "retry-1"
-    )  # same body, other key order
+    second = post(service, dict(reversed(list(BODY.items()))), "retry-1")  # same body, other key order
     assert first.status_code == second.status_code == 200
     assert second.json() == first.json()
     assert second.json()["request_id"] == first.json()["request_id"]
@@ -66,11 +64,7 @@ def test_idempotency_keys_are_scoped_per_api_key(service: Service) -> None:
 def test_idempotency_expired_key_runs_again(service: Service) -> None:
     first = post(service, BODY, "old")
     with service.db.session() as session:
-        session.execute(
-            update(IdempotencyRecord).values(
-                expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-            )
-        )
+        session.execute(update(IdempotencyRecord).values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
     second = post(service, BODY, "old")
     assert second.status_code == 200
     assert second.json()["request_id"] != first.json()["request_id"]
@@ -82,19 +76,13 @@ def test_idempotency_ttl_comes_from_the_settings(service_factory: Any) -> None:
     post(svc, BODY, "ttl")
     with svc.db.session() as session:
         record = session.scalars(select(IdempotencyRecord)).one()
-        assert (
-            dt.timedelta(seconds=59)
-            < record.expires_at - record.created_at
-            <= dt.timedelta(seconds=60)
-        )
+        assert dt.timedelta(seconds=59) < record.expires_at - record.created_at <= dt.timedelta(seconds=60)
 
 
 def test_idempotency_request_still_running_is_409(service: Service) -> None:
     post(service, BODY, "busy")
     with service.db.session() as session:
-        session.execute(
-            update(IdempotencyRecord).values(state=IN_PROGRESS, response=None, status_code=None)
-        )
+        session.execute(update(IdempotencyRecord).values(state=IN_PROGRESS, response=None, status_code=None))
     response = post(service, BODY, "busy")
     assert response.status_code == 409
     assert "still being processed" in response.json()["error"]["message"]

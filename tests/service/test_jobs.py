@@ -17,17 +17,13 @@ from tests.service.conftest import FakeSuggester, Service
 
 def submit(svc: Service, n: int, role: str = "integration", **extra: Any) -> dict[str, Any]:
     notes = [{"note_id": f"n{i}", "text": f"ankle sprain number {i}"} for i in range(n)]
-    response = svc.client.post(
-        "/v1/suggestions/batch", json={"notes": notes, **extra}, headers=svc.headers(role)
-    )
+    response = svc.client.post("/v1/suggestions/batch", json={"notes": notes, **extra}, headers=svc.headers(role))
     assert response.status_code == 202, response.text
     assert response.headers["Location"] == response.json()["status_url"]
     return dict(response.json())
 
 
-def wait_done(
-    svc: Service, url: str, role: str = "integration", timeout: float = 20
-) -> dict[str, Any]:
+def wait_done(svc: Service, url: str, role: str = "integration", timeout: float = 20) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         response = svc.client.get(url, headers=svc.headers(role))
@@ -63,9 +59,7 @@ def test_jobs_large_batch_runs_in_background_and_results_are_fetched_once(servic
     assert done["results_state"] == "available"
     assert [r["note_id"] for r in done["results"]] == [f"n{i}" for i in range(7)]
     assert all(r["suggestions"][0]["code"] == "S93.401A" for r in done["results"])
-    again = service.client.get(
-        accepted["status_url"], headers=service.headers("integration")
-    ).json()
+    again = service.client.get(accepted["status_url"], headers=service.headers("integration")).json()
     assert again["status"] == "succeeded"
     assert again["results_state"] == "delivered"
     assert again["results"] is None
@@ -134,9 +128,7 @@ def test_jobs_admin_reads_any_job(service: Service) -> None:
 
 def test_jobs_failure_is_reported_with_a_message(service: Service) -> None:
     notes = [{"text": "ankle"}] * 4 + [{"text": "BOOM"}]
-    response = service.client.post(
-        "/v1/suggestions/batch", json={"notes": notes}, headers=service.headers()
-    )
+    response = service.client.post("/v1/suggestions/batch", json={"notes": notes}, headers=service.headers())
     data = wait_done(service, response.json()["status_url"], role="admin")
     assert data["status"] == "failed"
     assert "internal error while coding notes 5-5" in data["error"]
@@ -151,9 +143,7 @@ def test_jobs_too_many_in_progress_is_429(service_factory: Any) -> None:
     try:
         submit(svc, 4)
         notes = [{"text": "ankle"}] * 4
-        response = svc.client.post(
-            "/v1/suggestions/batch", json={"notes": notes}, headers=svc.headers()
-        )
+        response = svc.client.post("/v1/suggestions/batch", json={"notes": notes}, headers=svc.headers())
         assert response.status_code == 429
         assert response.json()["error"]["type"] == "too_many_jobs"
     finally:
@@ -187,9 +177,7 @@ def test_jobs_unfetched_results_expire(service: Service) -> None:
     job_id = wait_row(service, accepted["job_id"]).id
     with service.db.session() as session:
         session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(finished_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
+            update(Job).where(Job.id == job_id).values(finished_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
         )
     assert jobs.expire_results() == 1
     data = service.client.get(accepted["status_url"], headers=service.headers("integration")).json()

@@ -56,9 +56,7 @@ def test_main_health_live_and_ready(service: Service) -> None:
     }
 
 
-def test_main_ready_is_503_when_the_database_does_not_answer(
-    service: Service, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_main_ready_is_503_when_the_database_does_not_answer(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service.db, "ping", lambda: False)
     response = service.client.get("/health/ready")
     assert response.status_code == 503
@@ -102,10 +100,7 @@ def test_main_every_answer_carries_request_id_and_versions(service: Service, pat
     response = service.client.get(path, headers=service.headers())
     assert len(response.headers["X-Request-ID"]) == 32
     assert response.headers["X-Model-Version"] == "fake-model 0.0.1"
-    assert (
-        response.headers["X-Code-Set-Versions"]
-        == "CPT=test lexicon;HCPCS=2020 test;ICD10CM=FY2026 test"
-    )
+    assert response.headers["X-Code-Set-Versions"] == "CPT=test lexicon;HCPCS=2020 test;ICD10CM=FY2026 test"
 
 
 def test_main_openapi_documents_examples_errors_and_keys(service: Service) -> None:

@@ -84,9 +84,7 @@ def test_security_revoke_and_list(db: Database) -> None:
             revoke_key(session, "ffffffffffff")
 
 
-@pytest.mark.parametrize(
-    ("name", "role"), [("x", "superuser"), ("   ", "coder"), ("x" * 201, "coder")]
-)
+@pytest.mark.parametrize(("name", "role"), [("x", "superuser"), ("   ", "coder"), ("x" * 201, "coder")])
 def test_security_create_rejects_bad_role_or_name(db: Database, name: str, role: str) -> None:
     with db.session() as session, pytest.raises(InputError):
         create_key(session, name, role)

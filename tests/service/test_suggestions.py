@@ -22,9 +22,7 @@ def test_suggestions_returns_ranked_codes_with_evidence_and_versions(service: Se
         "top_k": 5,
         "min_score": 0.1,
     }
-    response = service.client.post(
-        "/v1/suggestions", json=body, headers=service.headers("integration")
-    )
+    response = service.client.post("/v1/suggestions", json=body, headers=service.headers("integration"))
     assert response.status_code == 200, response.text
     data = response.json()
     assert data["note_id"] == "enc-1"
@@ -73,9 +71,7 @@ def test_suggestions_returns_ranked_codes_with_evidence_and_versions(service: Se
         ({"text": 42}, "text"),
     ],
 )
-def test_suggestions_rejects_bad_fields_naming_them(
-    service: Service, body: dict[str, Any], field: str
-) -> None:
+def test_suggestions_rejects_bad_fields_naming_them(service: Service, body: dict[str, Any], field: str) -> None:
     response = service.client.post("/v1/suggestions", json=body, headers=service.headers())
     assert response.status_code == 422, response.text
     error = response.json()["error"]
@@ -87,12 +83,8 @@ def test_suggestions_rejects_bad_fields_naming_them(
 
 
 def test_suggestions_empty_text_message_says_why(service: Service) -> None:
-    response = service.client.post(
-        "/v1/suggestions", json={"text": "  "}, headers=service.headers()
-    )
-    assert response.json()["error"]["fields"] == [
-        {"field": "text", "message": "text is empty or whitespace only"}
-    ]
+    response = service.client.post("/v1/suggestions", json={"text": "  "}, headers=service.headers())
+    assert response.json()["error"]["fields"] == [{"field": "text", "message": "text is empty or whitespace only"}]
 
 
 @pytest.mark.parametrize(
@@ -103,21 +95,15 @@ def test_suggestions_empty_text_message_says_why(service: Service) -> None:
         (b"[1, 2]", "application/json"),
     ],
 )
-def test_suggestions_invalid_json_is_422_naming_the_body(
-    service: Service, content: bytes, content_type: str
-) -> None:
+def test_suggestions_invalid_json_is_422_naming_the_body(service: Service, content: bytes, content_type: str) -> None:
     headers = service.headers(**{"Content-Type": content_type})
     response = service.client.post("/v1/suggestions", content=content, headers=headers)
     assert response.status_code == 422
     assert response.json()["error"]["fields"][0]["field"] == "body"
 
 
-@pytest.mark.parametrize(
-    ("limit", "length", "status"), [(50, 50, 200), (50, 51, 413), (1000, 1001, 413)]
-)
-def test_suggestions_text_over_the_limit_is_413(
-    service_factory: Any, limit: int, length: int, status: int
-) -> None:
+@pytest.mark.parametrize(("limit", "length", "status"), [(50, 50, 200), (50, 51, 413), (1000, 1001, 413)])
+def test_suggestions_text_over_the_limit_is_413(service_factory: Any, limit: int, length: int, status: int) -> None:
     svc = service_factory(max_text_chars=limit)
     text = ("ankle " * length)[:length]
     response = svc.client.post("/v1/suggestions", json={"text": text}, headers=svc.headers())
@@ -137,9 +123,7 @@ def test_suggestions_body_over_the_byte_limit_is_413(service_factory: Any) -> No
 
 
 def test_suggestions_unexpected_error_is_500_with_error_body(service: Service) -> None:
-    response = service.client.post(
-        "/v1/suggestions", json={"text": "BOOM ankle"}, headers=service.headers()
-    )
+    response = service.client.post("/v1/suggestions", json={"text": "BOOM ankle"}, headers=service.headers())
     assert response.status_code == 500
     error = response.json()["error"]
     assert error["type"] == "internal_error"
@@ -173,9 +157,7 @@ def test_suggestions_batch_small_is_answered_in_order(service: Service) -> None:
 def test_suggestions_batch_groups_notes_sharing_arguments(service_factory: Any) -> None:
     svc = service_factory(batch_sync_limit=10)
     notes = [{"note_id": str(i), "text": f"ankle {i}"} for i in range(5)]
-    response = svc.client.post(
-        "/v1/suggestions/batch", json={"notes": notes}, headers=svc.headers()
-    )
+    response = svc.client.post("/v1/suggestions/batch", json={"notes": notes}, headers=svc.headers())
     assert response.status_code == 200
     assert svc.suggester.batch_calls == 1
     assert [c["note_id"] for c in svc.suggester.calls] == ["0", "1", "2", "3", "4"]
@@ -190,12 +172,8 @@ def test_suggestions_batch_groups_notes_sharing_arguments(service_factory: Any) 
         ([{"text": "ankle", "extra": 1}], "notes[0].extra"),
     ],
 )
-def test_suggestions_batch_rejects_bad_notes_naming_them(
-    service: Service, notes: list[Any], field: str
-) -> None:
-    response = service.client.post(
-        "/v1/suggestions/batch", json={"notes": notes}, headers=service.headers()
-    )
+def test_suggestions_batch_rejects_bad_notes_naming_them(service: Service, notes: list[Any], field: str) -> None:
+    response = service.client.post("/v1/suggestions/batch", json={"notes": notes}, headers=service.headers())
     assert response.status_code == 422
     assert field in [f["field"] for f in response.json()["error"]["fields"]]
 
@@ -203,9 +181,7 @@ def test_suggestions_batch_rejects_bad_notes_naming_them(
 def test_suggestions_batch_note_over_the_limit_is_413_naming_it(service_factory: Any) -> None:
     svc = service_factory(max_text_chars=20)
     notes = [{"text": "ankle"}, {"text": "x" * 21}]
-    response = svc.client.post(
-        "/v1/suggestions/batch", json={"notes": notes}, headers=svc.headers()
-    )
+    response = svc.client.post("/v1/suggestions/batch", json={"notes": notes}, headers=svc.headers())
     assert response.status_code == 413
     assert "notes[1].text" in response.json()["error"]["message"]
 
@@ -213,9 +189,7 @@ def test_suggestions_batch_note_over_the_limit_is_413_naming_it(service_factory:
 def test_suggestions_batch_over_the_job_limit_is_413(service_factory: Any) -> None:
     svc = service_factory(job_max_notes=4)
     notes = [{"text": "ankle"}] * 5
-    response = svc.client.post(
-        "/v1/suggestions/batch", json={"notes": notes}, headers=svc.headers()
-    )
+    response = svc.client.post("/v1/suggestions/batch", json={"notes": notes}, headers=svc.headers())
     assert response.status_code == 413
     assert "split the batch" in response.json()["error"]["message"]
     assert svc.suggester.calls == []

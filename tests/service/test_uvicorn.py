@@ -112,9 +112,7 @@ def test_uvicorn_serves_suggestions_over_http(server: Server) -> None:
         assert first.headers["X-Model-Version"] == first.json()["model_version"]
         again = client.post("/v1/suggestions", json=body, headers=headers)
         assert again.json()["request_id"] == first.json()["request_id"]
-        assert (
-            client.post("/v1/suggestions", json={"text": " "}, headers=headers).status_code == 422
-        )
+        assert client.post("/v1/suggestions", json={"text": " "}, headers=headers).status_code == 422
         assert client.get("/v1/model").status_code == 401
         code = client.get("/v1/codes/S93.401A", headers={"X-API-Key": server.key})
         assert code.status_code == 200 and code.json()["billable"] is True

@@ -96,9 +96,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_records")),
         sa.UniqueConstraint("key_id", "idem_key", name=op.f("uq_idempotency_records_key_id")),
     )
-    op.create_index(
-        op.f("ix_idempotency_records_expires_at"), "idempotency_records", ["expires_at"]
-    )
+    op.create_index(op.f("ix_idempotency_records_expires_at"), "idempotency_records", ["expires_at"])
     op.create_table(
         "jobs",
         sa.Column("id", sa.String(length=24), nullable=False),
