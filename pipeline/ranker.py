@@ -103,6 +103,13 @@ class DocumentModel(BaseEstimator):
         self.train_codes_ = [sorted(g) for g in gold]
         return self
 
+    def feature_names(self) -> np.ndarray:
+        """The TF-IDF vocabulary by column (computed once, then cached; not persisted)."""
+        names = getattr(self, "_feature_names", None)
+        if names is None:
+            names = self._feature_names = self.vectorizer_.get_feature_names_out()
+        return names
+
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF vectors of notes."""
         return self.vectorizer_.transform(texts)
