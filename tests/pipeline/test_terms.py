@@ -30,7 +30,7 @@ def test_terms_lexicon_codes_are_billable(kb: KnowledgeBase) -> None:
 )
 def test_terms_lexicon_loader_rejects_bad_entries(entry: dict, message: str) -> None:
     text = json.dumps({"schema": "codesuggest.clinical-lexicon/1", "entries": [entry]})
-    with pytest.raises(RuleFileError, match="lex.json") as info:
+    with pytest.raises(RuleFileError, match=r"lex\.json") as info:
         load_lexicon(text, "lex.json")
     assert message in str(info.value)
 

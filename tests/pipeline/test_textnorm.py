@@ -58,6 +58,6 @@ def test_textnorm_fold_removes_accents() -> None:
     ],
 )
 def test_textnorm_word_groups_loader_rejects_bad_files(data: dict, message: str) -> None:
-    with pytest.raises(RuleFileError, match="groups.json") as info:
+    with pytest.raises(RuleFileError, match=r"groups\.json") as info:
         WordGroups.from_dict(data, "groups.json")
     assert message in str(info.value)
