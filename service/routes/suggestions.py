@@ -65,7 +65,7 @@ def create_suggestions(
 
     def produce() -> Answer:
         answer = suggest_one(suggester, note_from_request(body), options_from(body), info.request_id)
-        return Answer(200, answer.model_dump(mode="json"))
+        return Answer(200, answer)
 
     return idempotency.run(
         key_id=principal.key_id,
@@ -117,15 +117,16 @@ def create_batch(
             started = time.perf_counter()
             results = suggest_many(suggester, notes, options, info.request_id)
             elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-            batch = BatchResponse(
-                n_notes=n_notes,
-                results=results,
-                elapsed_ms=elapsed_ms,
-                model_version=model_version,
-                code_set_versions=code_set_versions,
-                request_id=info.request_id,
-            )
-            return Answer(200, batch.model_dump(mode="json"))
+            # The shape of BatchResponse, built directly (see service.suggesting.to_body).
+            batch = {
+                "model_version": model_version,
+                "code_set_versions": code_set_versions,
+                "request_id": info.request_id,
+                "n_notes": n_notes,
+                "results": results,
+                "elapsed_ms": elapsed_ms,
+            }
+            return Answer(200, batch)
         token, row = jobs.submit(principal, notes, options, info.request_id)
         url = f"/v1/jobs/{token}"
         accepted = JobAccepted(

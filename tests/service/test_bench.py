@@ -61,8 +61,8 @@ def test_bench_load_notes_falls_back_to_samples(tmp_path: Path) -> None:
 
 def test_bench_targets_and_table() -> None:
     results = [
-        RunResult(1, 1, 10, 0, 40.0, 90.0, 120.0, 20.0, [500.0]),
-        RunResult(2, 8, 10, 0, 100.0, 200.0, 250.0, 45.0, [480.0, 490.0]),
+        RunResult(1, 1, 10, 0, 40.0, 90.0, 120.0, 20.0, [500.0], 9.0),
+        RunResult(2, 8, 10, 0, 100.0, 200.0, 250.0, 45.0, [480.0, 490.0], 9.0),
     ]
     checked = targets(results)
     assert checked["p95_ms_at_concurrency_1"]["met"] is True

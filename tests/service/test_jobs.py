@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from service.jobs import STALE_MESSAGE
 from service.models import Job, JobResult
+from service.schemas import JobAccepted, JobStatus
 from tests.service.conftest import FakeSuggester, Service
 
 
@@ -54,6 +55,8 @@ def test_jobs_large_batch_runs_in_background_and_results_are_fetched_once(servic
     assert accepted["job_id"].startswith("job_")
     assert accepted["model_version"] == "fake-model 0.0.1"
     done = wait_done(service, accepted["status_url"])
+    JobStatus.model_validate(done)
+    JobAccepted.model_validate(accepted)
     assert done["status"] == "succeeded"
     assert done["n_done"] == 7
     assert done["results_state"] == "available"

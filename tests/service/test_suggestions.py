@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from service.schemas import BatchResponse, SuggestionResponse
 from tests.service.conftest import FAKE_VERSIONS, Service
 
 NOTE = "Assessment: right ankle sprain after a fall. Plan: brace."
@@ -25,6 +26,7 @@ def test_suggestions_returns_ranked_codes_with_evidence_and_versions(service: Se
     response = service.client.post("/v1/suggestions", json=body, headers=service.headers("integration"))
     assert response.status_code == 200, response.text
     data = response.json()
+    SuggestionResponse.model_validate(data)
     assert data["note_id"] == "enc-1"
     assert data["setting"] == "inpatient"
     assert data["model_version"] == "fake-model 0.0.1"
@@ -144,6 +146,7 @@ def test_suggestions_batch_small_is_answered_in_order(service: Service) -> None:
     )
     assert response.status_code == 200, response.text
     data = response.json()
+    BatchResponse.model_validate(data)
     assert data["n_notes"] == 3
     assert [r["note_id"] for r in data["results"]] == ["a", "b", "c"]
     assert [r["setting"] for r in data["results"]] == ["outpatient", "inpatient", "outpatient"]
