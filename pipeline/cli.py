@@ -189,6 +189,12 @@ def register_core(registry: CommandRegistry) -> None:
     p.add_argument("--kb", type=Path, default=None, help="knowledge-base folder (default: models/kb)")
     p.add_argument("--name", default=None, help="model name (default: the --out folder name)")
     p.add_argument("--version", dest="model_version", default="1.0.0", help="model version")
+    p.add_argument(
+        "--pipeline-from",
+        type=Path,
+        default=None,
+        help="reuse the spaCy pipeline of this model instead of building it from the KB",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = registry.command("evaluate", _evaluate, "Evaluate a model on a coded corpus (JSONL)")
@@ -267,6 +273,7 @@ def _train(args: argparse.Namespace) -> int:
         params,
         refs,
         progress=not args.no_progress,
+        pipeline_from=args.pipeline_from,
     )
     dev_fig = manifest.metrics.get("dev", {})
     summary = f"wrote {args.out} ({manifest.name} {manifest.version}, {len(train)} training notes"

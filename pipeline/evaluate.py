@@ -44,8 +44,11 @@ class NotePrediction:
 
 
 def category(code: str) -> str:
-    """The 3-character category of an ICD-10-CM code (other systems: the code itself)."""
-    return code[:3] if "." in code or (len(code) >= 3 and code[0].isalpha() and code[1].isdigit()) else code
+    """The 3-character category of an ICD-10-CM code (other systems: the code itself).
+
+    Canonical ICD-10-CM codes longer than a category carry a dot; HCPCS and CPT codes never do.
+    """
+    return code[:3] if "." in code else code
 
 
 def average_precision(ranked: Sequence[str], gold: set[str]) -> float:

@@ -79,6 +79,7 @@ def train_model(
     params: TrainParams | None = None,
     corpus_refs: Sequence[Path] = (),
     progress: bool = True,
+    pipeline_from: Path | None = None,
 ) -> Manifest:
     """Train and save a model artefact.
 
@@ -90,6 +91,8 @@ def train_model(
         params: model settings.
         corpus_refs: corpus files trained/tuned on, recorded with their sha256.
         progress: show progress bars.
+        pipeline_from: reuse the spaCy pipeline of this model folder (verified first) instead of
+            building it from the knowledge base: saves a minute when only the ranker changes.
 
     Returns:
         The written manifest.
@@ -97,13 +100,18 @@ def train_model(
     from tqdm import tqdm
 
     from pipeline.kb.store import KnowledgeBase
-    from pipeline.nlp import build_pipeline, save_pipeline
+    from pipeline.manifest import verify_manifest
+    from pipeline.nlp import build_pipeline, load_pipeline, save_pipeline
 
     params = params or TrainParams()
     started = time.perf_counter()
     kb = KnowledgeBase.load(kb_dir)
     info = CodeInfoCache(kb)
-    nlp = build_pipeline(kb_dir, config=params.pipeline)
+    if pipeline_from is not None:
+        verify_manifest(pipeline_from, kind=MODEL_KIND)
+        nlp = load_pipeline(Path(pipeline_from) / "nlp")
+    else:
+        nlp = build_pipeline(kb_dir, config=params.pipeline)
     docs = list(
         tqdm(
             nlp.pipe([n.text for n in train]),
