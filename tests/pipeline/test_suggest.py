@@ -82,7 +82,7 @@ def test_suggest_load_refuses_a_tampered_model(tmp_path: Path) -> None:
     shutil.copytree(default_model_dir(), copy)
     with open(copy / "ranker.joblib", "ab") as handle:
         handle.write(b"\0")
-    with pytest.raises(ArtefactError, match="ranker.joblib"):
+    with pytest.raises(ArtefactError, match=r"ranker\.joblib"):
         Suggester.load(copy)
 
 
