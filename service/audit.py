@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 AUDITED_PREFIX = "/v1/"
+QUIET_ROUTES = frozenset({"/health/live", "/health/ready"})
 
 
 @dataclass(slots=True)
@@ -149,7 +150,10 @@ class RequestMiddleware:
             elapsed_ms = (time.perf_counter() - started) * 1000
             method = scope.get("method", "")
             route = _route_of(scope)
-            logger.info(
+            # Health probes come every few seconds; they are logged only at DEBUG.
+            level = logging.INFO if route not in QUIET_ROUTES or status >= 400 else logging.DEBUG
+            logger.log(
+                level,
                 "request %s %s %s -> %d key=%s notes=%s chars=%s replay=%s %.1f ms",
                 info.request_id,
                 method,

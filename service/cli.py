@@ -84,7 +84,12 @@ def uvicorn_log_config(level: str) -> dict[str, Any]:
         "root": {"handlers": ["stderr"], "level": level},
         # Our request middleware logs each request by route template; the access log would
         # print raw paths and query strings (search terms), so it stays off.
-        "loggers": {"uvicorn.access": {"level": "WARNING"}, "alembic": {"level": "WARNING"}},
+        # nmslib (the fuzzy matcher's index) logs every registered space at INFO.
+        "loggers": {
+            "uvicorn.access": {"level": "WARNING"},
+            "alembic": {"level": "WARNING"},
+            "nmslib": {"level": "WARNING"},
+        },
     }
 
 
