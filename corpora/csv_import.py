@@ -52,9 +52,7 @@ class CsvImportReport:
         }
 
 
-def parse_codes_cell(
-    cell: str, system: str = "ICD10CM", separator: str | None = None
-) -> list[CorpusCode]:
+def parse_codes_cell(cell: str, system: str = "ICD10CM", separator: str | None = None) -> list[CorpusCode]:
     """Parse a codes cell such as ``"S93.401A; E11.9"`` or ``"ICD10CM:S93.401A|CPT:73610"``.
 
     Args:
@@ -68,10 +66,7 @@ def parse_codes_cell(
     Raises:
         MalformedCodeError: an unknown system prefix or a code that cannot be of its system.
     """
-    if separator:
-        items = cell.split(separator)
-    else:
-        items = re.split(f"[{re.escape(DEFAULT_SEPARATORS)}]", cell)
+    items = cell.split(separator) if separator else re.split(f"[{re.escape(DEFAULT_SEPARATORS)}]", cell)
     codes: list[CorpusCode] = []
     for item in items:
         item = item.strip()
@@ -83,9 +78,7 @@ def parse_codes_cell(
             item_system = prefix.strip().upper().replace("-", "")
             if item_system not in CORPUS_SYSTEMS:
                 allowed = ", ".join(CORPUS_SYSTEMS)
-                raise MalformedCodeError(
-                    f"unknown system prefix {prefix.strip()!r} (expected one of {allowed})"
-                )
+                raise MalformedCodeError(f"unknown system prefix {prefix.strip()!r} (expected one of {allowed})")
         code = CorpusCode(system=item_system, code=normalize_corpus_code(item_system, item))
         if code not in codes:
             codes.append(code)
@@ -129,9 +122,7 @@ def import_csv(
     try:
         content = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise CorpusFormatError(
-            str(path), [(0, f"not UTF-8 ({exc.reason} at byte {exc.start})")]
-        ) from exc
+        raise CorpusFormatError(str(path), [(0, f"not UTF-8 ({exc.reason} at byte {exc.start})")]) from exc
     reader = csv.reader(content.splitlines(keepends=True))
     try:
         header = [h.strip() for h in next(reader, [])]
@@ -169,23 +160,17 @@ def import_csv(
             else:
                 note_id = f"{path.stem}-{row_number}"
             if note_id and note_id in first_row:
-                row_problems.append(
-                    f"duplicate id {note_id!r} (first on line {first_row[note_id]})"
-                )
+                row_problems.append(f"duplicate id {note_id!r} (first on line {first_row[note_id]})")
             first_row.setdefault(note_id, row_number)
             setting: str | None = None
             if setting_column is not None:
                 raw_setting = (row.get(setting_column) or "").strip().lower()
                 if raw_setting and raw_setting not in SETTINGS:
-                    row_problems.append(
-                        f"unknown setting {raw_setting!r} (expected inpatient or outpatient)"
-                    )
+                    row_problems.append(f"unknown setting {raw_setting!r} (expected inpatient or outpatient)")
                 setting = raw_setting or None
             codes: list[CorpusCode] = []
             try:
-                codes = parse_codes_cell(
-                    row.get(codes_column) or "", system=system, separator=separator
-                )
+                codes = parse_codes_cell(row.get(codes_column) or "", system=system, separator=separator)
             except MalformedCodeError as exc:
                 row_problems.append(f"column {codes_column!r}: {exc}")
             if row_problems:
