@@ -334,6 +334,7 @@ class DxCode:
     statement: Statement | None = None
     dropped: Rule | None = None
     detail: tuple[int, int] = (0, 0)
+    companion_of: str | None = None
 
 
 @dataclass
@@ -1543,6 +1544,21 @@ class DiagnosisCoder:
                         moved = True
             if not moved:
                 break
+        for c in active:
+            for ref in self.notes(c.code, "use_additional"):
+                for o in active:
+                    if (
+                        o is not c
+                        and ref.covers(flat(o.code))
+                        and not any(r.id == "icd.use_additional" for r in o.rules)
+                    ):
+                        o.rules.append(
+                            Rule(
+                                "icd.use_additional",
+                                f"{c.code} says 'use additional code' ({ref.note}): reported with it (I.A.13)",
+                            )
+                        )
+                        o.companion_of = c.code
         return active
 
 

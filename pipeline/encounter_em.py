@@ -378,8 +378,8 @@ class EmCoder:
         level = 0
         chronic = 0
         for i, c in enumerate(dx.codes):
-            if c.code in self.rules.not_problems or c.origin == "companion":
-                continue
+            if c.code in self.rules.not_problems or c.origin == "companion" or c.companion_of is not None:
+                continue  # a code reported because another asks for it describes that condition
             line = _line_of(text, c.statement.start) if c.statement is not None else ""
             if line and self.rules.threat.search(line):
                 reasons.append(f"{c.code}: threat to life or bodily function")

@@ -965,38 +965,14 @@ class ServiceCoder:
         return sides.pop() if len(sides) == 1 else None
 
     def _em_pointers(self, lines: list[ServiceLine], dx: Sequence[DxCode], em: EmDecision | None) -> list[str]:
-        pool = [c for c in self._pointable(dx) if not (c.origin == "companion" and c.code[0] == "R")]
-        pool = [c for c in pool if not self._asked_symptom(c, dx)]
+        # A symptom reported because another code asks for it describes that condition.
+        pool = [c for c in self._pointable(dx) if not (c.code[0] == "R" and c.companion_of is not None)]
         minor = [ln for ln in lines if ln.role == "procedure" and ln.code[:1] == "1"]
         if minor and em is not None and em.separate_statements:
             separate = [c for c in pool if c.statement is not None and c.statement.item in em.separate_statements]
             if separate:
                 pool = separate
         return [c.code for c in pool][:4]
-
-    def _asked_symptom(self, c: DxCode, dx: Sequence[DxCode]) -> bool:
-        if not c.code.startswith("R"):
-            return False
-        return any(
-            any(r.id == "icd.integral_symptom" and c.code in r.message for r in o.rules) or self._asks(o.code, c.code)
-            for o in dx
-            if o is not c
-        )
-
-    def _asks(self, parent: str, child: str) -> bool:
-        from pipeline.encounter_data import flat
-        from pipeline.kb.store import parse_note_references
-
-        rec = self.kb.get(parent, "ICD10CM")
-        if rec is None:
-            return False
-        owners = [rec, *self.kb.ancestors(rec.code)]
-        for owner in owners:
-            for note in owner.use_additional:
-                ref = parse_note_references(note, owner.code)
-                if ref is not None and ref.covers(flat(child)):
-                    return True
-        return False
 
 
 INJURY_EXTERNAL = CodeSet.parse(["V00-Y99"], "external causes")

@@ -276,17 +276,46 @@ def evaluate_corpus(
     return report, predictions
 
 
+# External causes with no national reporting requirement: neither expected nor forbidden
+# (corpora/synthetic/README.md, decision 1), so left out of the produced set when scoring.
+NOT_SCORED_PREFIXES = ("Y92", "Y93", "Y99")
+
+
 def _encounter_row(note: Any, result: Any) -> dict[str, Any]:
+    """One note of the encounter evaluation: expected and produced lines, pointers, forbidden hits.
+
+    A forbidden entry ending in ``.-`` is an ICD-10-CM prefix (``S82.-``); Y92/Y93/Y99 lines are
+    not scored (see :data:`NOT_SCORED_PREFIXES`).
+    """
     expected = [(c.system, c.code, tuple(sorted(c.modifiers or ()))) for c in note.codes if c.system != "ICD10PCS"]
-    got = [(line.system, line.code, tuple(sorted(line.modifiers))) for line in result.code_set]
-    forbidden = set((note.meta or {}).get("forbidden", []))
+    lines = [
+        line for line in result.code_set if not (line.system == "ICD10CM" and line.code.startswith(NOT_SCORED_PREFIXES))
+    ]
+    got = [(line.system, line.code, tuple(sorted(line.modifiers))) for line in lines]
+    forbidden = (note.meta or {}).get("forbidden", [])
+    hits = {
+        line.code
+        for line in lines
+        for f in forbidden
+        if line.code == f or (f.endswith(".-") and line.system == "ICD10CM" and line.code.startswith(f[:-2]))
+    }
     return {
         "id": note.id,
         "expected": expected,
         "got": got,
         "first_expected": expected[0][1] if expected else None,
         "first_got": got[0][1] if got else None,
-        "forbidden_hits": sorted({code for _, code, _ in got} & forbidden),
+        "forbidden_hits": sorted(hits),
+        "pointers_expected": {
+            (c.system, c.code, tuple(sorted(c.modifiers or ()))): tuple(c.pointers)
+            for c in note.codes
+            if c.system in ("CPT", "HCPCS")
+        },
+        "pointers_got": {
+            (line.system, line.code, tuple(sorted(line.modifiers))): tuple(line.pointers)
+            for line in lines
+            if line.system in ("CPT", "HCPCS")
+        },
     }
 
 
@@ -295,9 +324,11 @@ def score_encounters(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     A note counts as exact when its code set equals the expected one as a set of
     (system, code, modifiers); code-level figures ignore modifiers; ``modifier_accuracy`` is the
-    share of correctly found service codes that also carry the expected modifiers.
+    share of correctly found service codes that also carry the expected modifiers;
+    ``pointer_accuracy`` the share of correctly found service lines (code and modifiers) that
+    point to exactly the expected diagnoses, in order (rows without pointers are skipped).
     """
-    exact = tp = fp = fn = mod_ok = mod_total = first_ok = forbidden = 0
+    exact = tp = fp = fn = mod_ok = mod_total = first_ok = forbidden = ptr_ok = ptr_total = 0
     failures = []
     for row in rows:
         expected, got = set(row["expected"]), set(row["got"])
@@ -314,6 +345,11 @@ def score_encounters(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             if (s, c) in mods_exp:
                 mod_total += 1
                 mod_ok += mods_exp[(s, c)] == m
+        ptr_exp, ptr_got = row.get("pointers_expected", {}), row.get("pointers_got", {})
+        for key, pointers in ptr_got.items():
+            if key in ptr_exp:
+                ptr_total += 1
+                ptr_ok += ptr_exp[key] == pointers
         if expected != got:
             failures.append(
                 {
@@ -333,6 +369,7 @@ def score_encounters(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "code_recall": recall,
         "code_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
         "modifier_accuracy": mod_ok / mod_total if mod_total else 0.0,
+        "pointer_accuracy": ptr_ok / ptr_total if ptr_total else 0.0,
         "first_listed_accuracy": first_ok / n,
         "notes_with_forbidden_codes": forbidden,
         "failures": failures,
