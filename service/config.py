@@ -49,6 +49,8 @@ class Settings(BaseSettings):
         workers: its worker processes.
         feedback_store_text: store the note text sent with feedback (it is PHI; default off).
         warmup: code a made-up note at startup, so that the first request is not slow.
+        suggest_concurrency: notes coded at once per process (more threads only contend for the
+            interpreter lock; scale with ``workers``).
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -72,6 +74,7 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1)
     feedback_store_text: bool = False
     warmup: bool = True
+    suggest_concurrency: int = Field(1, ge=1)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -22,7 +22,7 @@ from service.errors import install_error_handlers
 from service.idempotency import IdempotencyStore
 from service.jobs import Housekeeper, JobManager
 from service.routes import codes, feedback, health, jobs, suggestions
-from service.suggesting import SuggesterLike
+from service.suggesting import BoundedSuggester, SuggesterLike
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +112,11 @@ def create_app(settings: Settings | None = None, *, suggester: SuggesterLike | N
         db = Database(settings.database_url)
         try:
             db.upgrade()
-            loaded = suggester if suggester is not None else load_suggester(settings)
+            inner = suggester if suggester is not None else load_suggester(settings)
         except BaseException:
             db.dispose()
             raise
+        loaded = BoundedSuggester(inner, settings.suggest_concurrency)
         logger.info("serving %s (code sets %s)", loaded.model_version, loaded.code_set_versions)
         job_manager = JobManager(
             db,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -12,7 +15,7 @@ import pytest
 from pipeline.errors import NoteTooLongError
 from pipeline.suggest import Evidence, RuleDecision, Suggestion, SuggestionResult
 from service.schemas import SuggestionResponse
-from service.suggesting import NoteInput, Options, check_length, suggest_many, to_body
+from service.suggesting import BoundedSuggester, NoteInput, Options, check_length, suggest_many, to_body
 from tests.service.conftest import FakeSuggester
 
 
@@ -79,3 +82,36 @@ def test_suggesting_many_groups_by_arguments_and_keeps_order() -> None:
     assert fake.batch_calls == 1  # a and c together; b and d alone
     assert fake.calls[-1]["patient"].age == 40
     assert all(call["code_systems"] == ["ICD10CM"] and call["top_k"] == 5 for call in fake.calls)
+
+
+class _Counting(FakeSuggester):
+    """Records how many notes are coded at the same time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0
+        self.peak = 0
+        self.guard = threading.Lock()
+
+    def suggest(self, text: str, **kwargs: Any) -> SuggestionResult:
+        with self.guard:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        time.sleep(0.02)
+        try:
+            return super().suggest(text, **kwargs)
+        finally:
+            with self.guard:
+                self.now -= 1
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_suggesting_bounded_suggester_limits_notes_coded_at_once(limit: int) -> None:
+    inner = _Counting()
+    bounded = BoundedSuggester(inner, limit)
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda i: bounded.suggest(f"ankle {i}", setting="outpatient"), range(12)))
+    assert len(results) == 12
+    assert inner.peak == limit
+    assert bounded.model_version == inner.model_version
+    assert bounded.kb is inner.kb
