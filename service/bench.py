@@ -264,7 +264,7 @@ def measure(
     started = time.perf_counter()
     with (
         ThreadPoolExecutor(concurrency) as pool,
-        tqdm(total=requests, desc=f"c={concurrency}", leave=False) as bar,
+        tqdm(total=requests, desc=f"c={concurrency}", leave=False, disable=None) as bar,
     ):
         for ms, ok in pool.map(one, range(requests)):
             latencies.append(ms)
