@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from spacy.tokens import Doc
 
-from pipeline.encounter_dx import DiagnosisCoder, DxCode, load_diagnosis_rules
+from pipeline.encounter_dx import DiagnosisCoder, DxCode, Rule, load_diagnosis_rules
 from pipeline.encounter_em import EmCoder, load_em_rules
 from pipeline.encounter_services import ServiceCoder, ServiceLine, load_service_rules
 from pipeline.encounter_text import Assertions, Coverage, Mention, NoteReader, load_reading_rules, read_mentions
@@ -172,6 +172,7 @@ class EncounterCoder:
         probs = dict(ranked)
         out: list[Suggestion] = []
         seen: set[tuple[str, str]] = set()
+        text = doc.text  # Doc.text joins every token: build it once, not per evidence span
 
         def evidence(mention_ids: Sequence[int], spans: Sequence[tuple[int, int]]) -> list[Evidence]:
             ev = []
@@ -179,7 +180,7 @@ class EncounterCoder:
                 span = mentions[i]
                 ev.append(Evidence(span.start_char, span.end_char, span.text, span.section, dict(span.flags)))
             for start, end in spans:
-                ev.append(Evidence(start, end, doc.text[start:end], None, dict.fromkeys(_ASSERTION_NAMES, False)))
+                ev.append(Evidence(start, end, text[start:end], None, dict.fromkeys(_ASSERTION_NAMES, False)))
             return ev
 
         def decisions(rules: Sequence[Any]) -> list[RuleDecision]:
@@ -245,8 +246,16 @@ class EncounterCoder:
             ev = evidence(d.mentions, d.spans) if d is not None else []
             if not ev and explain is not None:
                 ev = evidence([], [(s, e) for s, e, _ in explain(code)])
+            status = "consider"
+            question = None
             if not rec.billable:
-                rules = [*rules, _billable_rule(self.kb, code)]
+                # Only billable codes are reported (I.A.6): a header the note specifies is already
+                # in the code set; otherwise the question is what the provider must answer.
+                if any(c.code.replace(".", "").startswith(code.replace(".", "")) for c in dx.codes):
+                    continue
+                rule = _billable_rule(self.kb, code)
+                rules = [*rules, rule]
+                status, question = "query", rule.message
             out.append(
                 Suggestion(
                     code=code,
@@ -254,7 +263,8 @@ class EncounterCoder:
                     description=rec.title,
                     score=round(prob, 4),
                     rank=0,
-                    status="consider",
+                    status=status,  # type: ignore[arg-type]
+                    query=question,
                     evidence=ev,
                     rationale="left out by the coding rules"
                     if d is not None
@@ -311,12 +321,11 @@ def _rationale(c: DxCode, mentions: Sequence[Mention]) -> str:
     return f"{origin}: {words}" if words else origin
 
 
-def _billable_rule(kb: Any, code: str) -> Any:
-    from pipeline.encounter_dx import Rule
-
-    kids = [r.code for r in kb.billable_descendants(code)][:6]
+def _billable_rule(kb: Any, code: str) -> Rule:
+    """The question for a header code: which of its billable codes does the note support."""
+    kids = kb.billable_descendants(code)
+    shown = "; ".join(f"{r.code} {r.title}" for r in kids[:6])
     return Rule(
         "icd.billable",
-        f"{code} is not billable; choose one of {', '.join(kids)}"
-        f"{', ...' if len(kids) == 6 else ''} from the documentation",
+        f"{code} is not billable (I.A.6). Which applies: {shown}{'; ...' if len(kids) > 6 else ''}?",
     )

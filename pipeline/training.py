@@ -54,8 +54,8 @@ class TrainParams:
     name: str = "codesuggest-default"
     version: str = "1.0.0"
     folds: int = 5
-    doc_top: int = 30
-    knn_k: int = 10
+    doc_top: int = 70
+    knn_k: int = 20
     min_code_notes: int = 2
     ranker: dict[str, Any] = field(default_factory=dict)
     pipeline: dict[str, dict[str, Any]] = field(default_factory=dict)
