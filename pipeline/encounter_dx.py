@@ -485,6 +485,7 @@ class DiagnosisCoder:
         self._queries(state)
         self._not_reported(state)
         self._seventh(state)
+        self._billable(state)
         codes = self._sequence(state)
         for c in state.codes:
             if c.dropped is None and c.code in EXTERNAL:
@@ -559,7 +560,8 @@ class DiagnosisCoder:
         for cand in span.candidates or ():
             if cand.system != "ICD10CM":
                 continue
-            if not any(self._extends(m.code, cand.code, stated) for m in covered_matches):
+            support = [m for m in covered_matches if self._extends(m.code, cand.code, stated)]
+            if not support:
                 continue
             title = self.title(cand.code)
             if not title or _polarity_conflict(title, clause) or not self.coverage.numbers_stated(title, raw):
@@ -567,7 +569,14 @@ class DiagnosisCoder:
             code_side = _code_side(title)
             if side is not None and code_side is not None and code_side != side:
                 continue
-            missing = len(self._title_keys(cand.code) - stated)
+            # An index path that leads to the code states it (the index is the classification's
+            # own way in, I.A.8); a title states only the words the clause repeats.
+            indexed = any(m.source in Coverage.INDEX_SOURCES or m.source == "lexicon" for m in support)
+            missing = (
+                0
+                if indexed or self.coverage.covered(title, "title", stated, raw)
+                else len(self._title_keys(cand.code) - stated)
+            )
             cands.append((cand, code_side, missing))
         if not cands:
             return None
@@ -636,9 +645,11 @@ class DiagnosisCoder:
         return frozenset(k for k in self.coverage.words(title) if k not in ignore)
 
     def _choose(self, s: _State, m: _Mention) -> str:
-        """The code of a stated condition: specific over default, side stated, fewest unstated words."""
-        cats_specified = {c[0].code[:3] for c in m.cands if not self._is_default(c[0].code)}
-        pool = [c for c in m.cands if not (self._is_default(c[0].code) and c[0].code[:3] in cats_specified)]
+        """The code of a stated condition: fully stated first, then specific over default (I.A.9),
+        the stated side (I.B.13), the ranker's score, the candidate order."""
+        pool = [c for c in m.cands if c[2] == 0] or list(m.cands)
+        cats_specified = {c[0].code[:3] for c in pool if not self._is_default(c[0].code)}
+        pool = [c for c in pool if not (self._is_default(c[0].code) and c[0].code[:3] in cats_specified)]
         if m.side is not None and any(c[1] == m.side for c in pool):
             pool = [c for c in pool if c[1] == m.side]
         order = {id(c[0]): i for i, c in enumerate(m.cands)}
@@ -697,6 +708,12 @@ class DiagnosisCoder:
                     "icd.uncertain.inpatient",
                     "documented as uncertain at discharge: coded as if established (II.H, III.C)",
                 )
+            )
+        if code in FAMILY:
+            rules.append(Rule("icd.family_history", "family history stated (I.C.21.c.4)"))
+        elif code in HISTORY:
+            rules.append(
+                Rule("icd.personal_history", "personal history stated: the condition no longer exists (I.C.21.c.4)")
             )
         if m.side is not None and _code_side(self.title(code)) == m.side:
             rules.append(Rule("icd.laterality", f"{m.side} side from the diagnostic statement (I.B.13)"))
@@ -1156,7 +1173,8 @@ class DiagnosisCoder:
         )
 
     def _excludes1(self, s: _State) -> None:
-        """Excludes1 pairs: keep the better-supported code, or query when the record conflicts."""
+        """Excludes1 pairs (I.A.12.a): keep the better-supported code and say why; Excludes2 pairs are
+        both reported (I.A.12.b)."""
         active = [c for c in s.active() if c.code not in EXTERNAL]
         for i, a in enumerate(active):
             for b in active[i + 1 :]:
@@ -1170,28 +1188,6 @@ class DiagnosisCoder:
                     continue
                 owner, note = source
                 keep, lose = self._better(a, b, owner)
-                if keep is None:
-                    for c in (a, b):
-                        c.dropped = Rule("icd.query", "conflicting documentation (I.B.14): query")
-                    question = self.rules.conflict_question.format(
-                        first=self.title(a.code), first_code=a.code, second=self.title(b.code), second_code=b.code
-                    )
-                    s.queries.append(
-                        Query(
-                            a.code,
-                            question,
-                            [],
-                            [*a.mentions, *b.mentions],
-                            Rule(
-                                "icd.query",
-                                f"Excludes1 ({note}) between two documented "
-                                "conditions and no rule to choose: the provider "
-                                "must clarify (I.B.14)",
-                            ),
-                        )
-                    )
-                    continue
-                assert lose is not None
                 lose.dropped = Rule("icd.excludes1", f"Excludes1 with {keep.code} ({note}): {keep.code} kept")
                 keep.rules.append(
                     Rule("icd.excludes1", f"kept over {lose.code}: Excludes1 ({note}); " + self._why_better(keep, lose))
@@ -1205,7 +1201,7 @@ class DiagnosisCoder:
                 if note2 and not (a.code in SYMPTOM or b.code in SYMPTOM):
                     a.rules.append(Rule("icd.excludes2", f"Excludes2 with {b.code} ({note2}): both reported"))
 
-    def _better(self, a: DxCode, b: DxCode, owner: str) -> tuple[DxCode | None, DxCode | None]:
+    def _better(self, a: DxCode, b: DxCode, owner: str) -> tuple[DxCode, DxCode]:
         if a.support != b.support:
             return (a, b) if a.support > b.support else (b, a)
         a_sym, b_sym = a.code in SYMPTOM, b.code in SYMPTOM
@@ -1214,17 +1210,6 @@ class DiagnosisCoder:
         a_def, b_def = self._is_default(a.code), self._is_default(b.code)
         if a_def != b_def:
             return (b, a) if a_def else (a, b)
-        if (
-            a.origin == "statement"
-            and b.origin == "statement"
-            and a.code[:3] != b.code[:3]
-            and (a.code[0] == b.code[0])
-            and a.kind == b.kind == "diagnosis"
-            and a.statement is not None
-            and b.statement is not None
-            and a.statement is not b.statement
-        ):
-            return None, None
         # The note points at the code that classifies the condition: keep that one.
         owner_flat = flat(owner)
         if flat(a.code).startswith(owner_flat):
@@ -1396,6 +1381,12 @@ class DiagnosisCoder:
                 c.code = code
             else:
                 c.rules.append(Rule("icd.7th", f"7th character {char}: {why}"))
+            c.rules.append(
+                Rule(
+                    "icd.billable",
+                    f"{base} is not billable without its 7th character; {code} is (placeholder X where needed, I.A.17)",
+                )
+            )
             injuries.append(c)
         for c in s.active():
             if c.code not in EXTERNAL or not injuries:
@@ -1418,6 +1409,33 @@ class DiagnosisCoder:
                     )
                 )
                 c.code = code
+
+    def _billable(self, s: _State) -> None:
+        """Only billable codes leave the engine (I.A.6); a header is specified from the note when one
+        of its codes is stated there, else the provider is asked which one applies."""
+        for c in s.active():
+            rec = self.kb.get(c.code, "ICD10CM")
+            if rec is None or rec.billable:
+                continue
+            kids = [k.code for k in self.kb.billable_descendants(c.code)]
+            stated = [k for k in kids if any(o.code == k for o in s.codes if o is not c)]
+            if stated:
+                c.dropped = Rule("icd.billable", f"{c.code} is a header; the note states {stated[0]}")
+                continue
+            c.dropped = Rule(
+                "icd.billable", f"{c.code} is not billable and the note does not say which of its codes applies: query"
+            )
+            shown = ", ".join(f"{k} {self.title(k)}" for k in kids[:6])
+            s.queries.append(
+                Query(
+                    c.code,
+                    f"{c.code} {self.title(c.code)} needs more detail to be billed. "
+                    f"Which applies: {shown}{' ...' if len(kids) > 6 else ''}?",
+                    list(c.spans),
+                    list(c.mentions),
+                    Rule("icd.billable", "only billable codes are reported (I.A.6)"),
+                )
+            )
 
     def _seventh_base(self, code: str) -> str | None:
         rec = self.kb.get(code, "ICD10CM")
@@ -1529,12 +1547,6 @@ class DiagnosisCoder:
                     if first is not None and active.index(first) > active.index(c):
                         active.remove(first)
                         active.insert(active.index(c), first)
-                        c.rules.append(
-                            Rule(
-                                "icd.code_first",
-                                f"'code first' ({ref.note}): {first.code} sequenced before it (I.A.13)",
-                            )
-                        )
                         moved = True
                 for ref in self.notes(c.code, "use_additional"):
                     after = next((o for o in active if o is not c and ref.covers(flat(o.code))), None)
@@ -1545,6 +1557,14 @@ class DiagnosisCoder:
             if not moved:
                 break
         for c in active:
+            for ref in self.notes(c.code, "code_first"):
+                first = next((o for o in active if o is not c and ref.covers(flat(o.code))), None)
+                if first is not None and not any(r.id == "icd.code_first" for r in c.rules):
+                    c.rules.append(
+                        Rule(
+                            "icd.code_first", f"'code first' ({ref.note}): {first.code} is sequenced before it (I.A.13)"
+                        )
+                    )
             for ref in self.notes(c.code, "use_additional"):
                 for o in active:
                     if (

@@ -535,6 +535,8 @@ class ServiceCoder:
                 continue
             if system == "HCPCS" and group != "drug" and not self.rules.supplied.search(sentence):
                 continue
+            if group == "lab" and not self.rules.performed.search(sentence):
+                continue  # a result quoted without saying it was done here
             tokens = {t for m in span.matches or () if m.code in mine for t in m.tokens}
             side = span.laterality if span.laterality in ("right", "left", "bilateral") else None
             if side is None:

@@ -18,6 +18,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,7 @@ class ReadingRules:
     ignorable_words: frozenset[str]
     irregular_forms: dict[str, str]
     implied_terms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    default_qualifiers: tuple[str, ...] = ()
     source: str = ""
 
 
@@ -98,7 +100,11 @@ def load_reading_rules(path: Path | None = None) -> ReadingRules:
     s = r.keys(
         r.section("statements"), ("statements",), {"comment_separators", "non_diagnostic_starts", "generic_terms"}
     )
-    c = r.keys(r.section("coverage"), ("coverage",), {"ignorable_words", "irregular_forms", "implied_terms"})
+    c = r.keys(
+        r.section("coverage"),
+        ("coverage",),
+        {"ignorable_words", "irregular_forms", "implied_terms", "default_qualifiers"},
+    )
     separators = s["comment_separators"]
     if (
         not isinstance(separators, list)
@@ -139,6 +145,7 @@ def load_reading_rules(path: Path | None = None) -> ReadingRules:
         ignorable_words=frozenset(r.phrases(c["ignorable_words"], ("coverage", "ignorable_words"))),
         irregular_forms=dict(forms),
         implied_terms=_implied(r, c["implied_terms"]),
+        default_qualifiers=r.phrases(c["default_qualifiers"], ("coverage", "default_qualifiers")),
         source=r.source,
     )
 
@@ -531,6 +538,7 @@ class Coverage:
         self.rules = rules
         self._ignore = frozenset(k for w in rules.ignorable_words for k in normalizer.keys(w))
         self._generic = frozenset(k for w in rules.generic_terms for k in normalizer.keys(w))
+        self._defaults = frozenset(k for w in rules.default_qualifiers for k in normalizer.keys(w))
         self._levels = lru_cache(maxsize=50_000)(self._term_levels)
         self.words = lru_cache(maxsize=50_000)(self._words)  # type: ignore[method-assign]
         self.raw_words = lru_cache(maxsize=50_000)(self._raw_words)  # type: ignore[method-assign]
@@ -567,13 +575,21 @@ class Coverage:
                 # A main term a note states in other words ("old stroke" for "Sequelae").
                 levels.append(tuple(frozenset(self.words(w)) for w in implied))
                 parts = parts[1:]
-            for level in parts:
-                alts = tuple(
-                    frozenset(k for k in self.words(alt) if k not in self._ignore) for alt in level.split(", ")
-                )
-                alts = tuple(a for a in alts if a)
-                if alts:
-                    levels.append(alts)
+            for depth, level in enumerate(parts):
+                pieces = [frozenset(k for k in self.words(alt) if k not in self._ignore) for alt in level.split(", ")]
+                pieces = [p for p in pieces if p]
+                if not pieces:
+                    continue
+                if depth == 0 and implied is None and len(pieces) > 1:
+                    # A main term's comma parts are spellings ("Fall, falling", "Keloid, cheloid")
+                    # or a qualifier that names another main term ("Fracture, pathological"),
+                    # which the note must state unless it is the default ("Fracture, traumatic").
+                    head = pieces[0]
+                    variants = [p for p in pieces[1:] if _variant(p, head)]
+                    levels.append((head, *variants))
+                    levels.extend((p,) for p in pieces[1:] if p not in variants and not p <= self._defaults)
+                    continue
+                levels.append(tuple(pieces))
             return tuple(levels)
         text = text.replace(" > ", " ")
         levels = []
@@ -629,6 +645,15 @@ class Coverage:
 _ELSEWHERE = re.compile(r"\b(?:diseases? )?(?:specified|classified) elsewhere\b", re.IGNORECASE)
 _PAIR = re.compile(r"\b([a-z]{4,}) (?:and|or) ([a-z]{4,})\b")
 _NUMBERED = re.compile(r"\b(stage|type|grade|class|degree)\s+([0-9]+[a-z]?|i{1,3}v?|iv|v)\b")
+
+
+def _variant(keys: frozenset[str], head: frozenset[str]) -> bool:
+    """True when one-word parts of an index main term are spellings of one word."""
+    if keys & head:
+        return True
+    if len(keys) != 1 or len(head) != 1:
+        return False
+    return SequenceMatcher(None, next(iter(keys)), next(iter(head))).ratio() >= 0.6
 
 
 def text_of(term: str) -> str:
