@@ -8,6 +8,8 @@ CS := $(BIN)/codesuggest
 DATA_DIR ?= $(shell if [ -d data/icd10cm ]; then echo data; else echo ../shared/data; fi)
 KB_DIR ?= models/kb
 MODEL_DIR ?= models/default
+MODEL_NAME ?= codesuggest-codiesp
+MODEL_VERSION ?= 2026.11.1
 CORPUS_DIR ?= build/corpora
 SAMPLE ?= corpora/samples/ankle_sprain.txt
 STAMP := $(VENV)/.installed
@@ -50,7 +52,8 @@ corpora: install
 	$(CS) corpus import-codiesp $(DATA_DIR)/codiesp/dev --out $(CORPUS_DIR)/codiesp-dev.jsonl
 
 model: corpora
-	$(CS) train --corpus $(CORPUS_DIR)/codiesp-train.jsonl --dev $(CORPUS_DIR)/codiesp-dev.jsonl --kb $(KB_DIR) --out $(MODEL_DIR)
+	$(CS) train --corpus $(CORPUS_DIR)/codiesp-train.jsonl --dev $(CORPUS_DIR)/codiesp-dev.jsonl --kb $(KB_DIR) --out $(MODEL_DIR) \
+		--name $(MODEL_NAME) --version $(MODEL_VERSION)
 
 evaluate: corpora
 	$(CS) evaluate --corpus $(CORPUS_DIR)/codiesp-dev.jsonl --model $(MODEL_DIR) --system ICD10CM
