@@ -334,6 +334,7 @@ class DxCode:
     statement: Statement | None = None
     dropped: Rule | None = None
     detail: tuple[int, int] = (0, 0)
+    explained: frozenset[str] = frozenset()
     companion_of: str | None = None
 
 
@@ -398,6 +399,11 @@ class DiagnosisCoder:
         self._companion_phrases = LabeledPhrases((code, p.phrases) for code, p in rules.companions)
         self._companion_codes = tuple(code for code, _ in rules.companions) + tuple(b[2] for b in rules.bmi_bands)
         self._relevant: dict[tuple[str, bool, bool], bool] = {}
+        # How many titles use each word (a rare word is a specific one), read once.
+        self._title_counts: dict[str, int] = {}
+        for rec in kb.iter_codes("ICD10CM"):
+            for k in coverage.words(rec.title):
+                self._title_counts[k] = self._title_counts.get(k, 0) + 1
         self._chains: dict[str, list[str]] = {}
 
     # -- helpers ------------------------------------------------------------------------------
@@ -434,6 +440,12 @@ class DiagnosisCoder:
                         refs.append(ref)
         self._notes[key] = tuple(refs)
         return self._notes[key]
+
+    def _rarity(self, words: frozenset[str]) -> float:
+        """How specific the rarest of some words is: the inverse of how many ICD-10-CM titles use it."""
+        if not words:
+            return 0.0
+        return max(1.0 / (1 + self._title_counts.get(w, 0)) for w in words)
 
     def _block(self, code: str) -> str | None:
         if code not in self._blocks:
@@ -729,6 +741,7 @@ class DiagnosisCoder:
                 kind=str(m.span.kind),
                 statement=st,
                 detail=(len(m.explained), max((len(x.text.split(" > ")) for x in m.matches), default=0)),
+                explained=m.explained,
             )
         )
 
@@ -817,6 +830,12 @@ class DiagnosisCoder:
                 continue
             a = s.asserts.of(span)
             if a["negated"] or a["hypothetical"] or a["uncertain"]:
+                if span.text.lower().strip() not in self.reading.generic_terms and (a["negated"] or a["hypothetical"]):
+                    lo, hi = s.view.clause_bounds(span.start_char, span.end_char)
+                    left = self._mention(s, i, span, lo, hi)
+                    if left is not None:
+                        reason = "negated" if a["negated"] else "hypothetical"
+                        s.left.append(Left(i, reason, [self._choose(s, left)]))
                 continue
             lo, hi = s.view.clause_bounds(span.start_char, span.end_char)
             region = s.view.region_at(span.start_char)
@@ -1123,8 +1142,14 @@ class DiagnosisCoder:
                 if o.origin in ("companion",) or c.origin in ("companion",):
                     continue
                 if o.statement is not None and o.statement is c.statement and o.origin == c.origin == "statement":
-                    if (o.detail, not self._is_default(o.code), s.probs.get(o.code, 0.0)) < (
-                        c.detail,
+                    # One condition of one statement: the code stating more of it, then the one
+                    # stating the rarer (more specific) word, then a specified code, then the score.
+                    rare_o = self._rarity(o.explained - c.explained)
+                    rare_c = self._rarity(c.explained - o.explained)
+                    if (o.detail[0], rare_o, o.detail[1], not self._is_default(o.code), s.probs.get(o.code, 0.0)) < (
+                        c.detail[0],
+                        rare_c,
+                        c.detail[1],
                         not self._is_default(c.code),
                         s.probs.get(c.code, 0.0),
                     ):
