@@ -143,7 +143,7 @@ class EncounterCoder:
                     list(line.pointers),
                 )
             )
-        suggestions = self._suggestions(doc, mentions, dx, lines, ranked, explain)
+        suggestions = self._suggestions(view.text, mentions, dx, lines, ranked, explain)
         excluded = self._excluded(mentions, dx)
         extra: dict[str, Any] = {}
         if em is not None:
@@ -160,7 +160,7 @@ class EncounterCoder:
     # -- output ---------------------------------------------------------------------------------
     def _suggestions(
         self,
-        doc: Doc,
+        text: str,
         mentions: Sequence[Mention],
         dx: Any,
         lines: list[ServiceLine],
@@ -172,7 +172,6 @@ class EncounterCoder:
         probs = dict(ranked)
         out: list[Suggestion] = []
         seen: set[tuple[str, str]] = set()
-        text = doc.text  # Doc.text joins every token: build it once, not per evidence span
 
         def evidence(mention_ids: Sequence[int], spans: Sequence[tuple[int, int]]) -> list[Evidence]:
             ev = []
