@@ -44,9 +44,7 @@ def register(registry: CommandRegistry) -> None:
         help="knowledge base to check ICD-10-CM codes against (default: models/kb when built, "
         "else the ICD-10-CM code list packaged with simple-icd-10-cm)",
     )
-    check.add_argument(
-        "--no-check", action="store_true", help="do not check codes against ICD-10-CM FY2026"
-    )
+    check.add_argument("--no-check", action="store_true", help="do not check codes against ICD-10-CM FY2026")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON document")
 
     p = registry.command(
@@ -59,18 +57,14 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--out", type=Path, required=True, help="JSONL corpus to write")
     p.add_argument("--text-column", required=True, help="column holding the note text")
     p.add_argument("--codes-column", required=True, help="column holding the codes")
-    p.add_argument(
-        "--id-column", default=None, help="column holding the note id (default: file-line)"
-    )
+    p.add_argument("--id-column", default=None, help="column holding the note id (default: file-line)")
     p.add_argument(
         "--system",
         default="ICD10CM",
         choices=("ICD10CM", "ICD10PCS", "CPT", "HCPCS"),
         help="system of codes written without a SYSTEM: prefix (default ICD10CM)",
     )
-    p.add_argument(
-        "--separator", default=None, help="separator between codes (default: ';' or '|')"
-    )
+    p.add_argument("--separator", default=None, help="separator between codes (default: ';' or '|')")
     p.add_argument("--setting-column", default=None, help="column holding inpatient/outpatient")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON document")
 
@@ -130,9 +124,7 @@ def _import_codiesp(args: argparse.Namespace) -> int:
     out.write(f"codes: {systems}\n")
     out.write(f"checked against: {report.checked_against}\n")
     rows = sum(report.unknown_codes.values())
-    out.write(
-        f"unknown ICD-10-CM codes (kept, flagged): {rows} rows, {len(report.unknown_codes)} codes\n"
-    )
+    out.write(f"unknown ICD-10-CM codes (kept, flagged): {rows} rows, {len(report.unknown_codes)} codes\n")
     for code, count in report.unknown_codes.items():
         out.write(f"  {code}\t{count}\n")
     rows = sum(report.nonbillable_codes.values())
@@ -205,13 +197,8 @@ def _stats(args: argparse.Namespace) -> int:
     out = sys.stdout
     per = stats["codes_per_note"]
     out.write(f"{args.corpus}: {stats['notes']} notes, {stats['codes']} codes ")
-    out.write(
-        f"({stats['distinct_codes']} distinct), {stats['notes_without_codes']} without codes\n"
-    )
-    out.write(
-        f"codes per note: mean {per['mean']}, median {per['median']}, min {per['min']}, "
-        f"max {per['max']}\n"
-    )
+    out.write(f"({stats['distinct_codes']} distinct), {stats['notes_without_codes']} without codes\n")
+    out.write(f"codes per note: mean {per['mean']}, median {per['median']}, min {per['min']}, max {per['max']}\n")
     for system, info in stats["systems"].items():
         codes, distinct, in_notes = info["codes"], info["distinct"], info["notes"]
         out.write(f"  {system}: {codes} codes, {distinct} distinct, in {in_notes} notes\n")

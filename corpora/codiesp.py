@@ -62,15 +62,9 @@ class CodeListChecker:
     def __init__(self, lines: list[str] | None = None) -> None:
         if lines is None:
             lines = _packaged_code_list().split()
-        codes = [
-            c
-            for c in (line.strip().upper() for line in lines)
-            if c and "-" not in c and not c.isdigit()
-        ]
+        codes = [c for c in (line.strip().upper() for line in lines) if c and "-" not in c and not c.isdigit()]
         self._all = set(codes)
-        self._leaves = {
-            c for c, nxt in zip(codes, [*codes[1:], ""], strict=True) if not nxt.startswith(c)
-        }
+        self._leaves = {c for c, nxt in zip(codes, [*codes[1:], ""], strict=True) if not nxt.startswith(c)}
 
     def status(self, code: str) -> str:
         """Return ``billable``, ``nonbillable`` or ``unknown`` for a canonical ICD-10-CM code."""
@@ -140,9 +134,7 @@ def make_checker(kb_dir: Path | None, check: bool = True) -> CodeChecker | None:
         except ImportError as exc:
             if explicit:
                 raise ArtefactError(f"cannot load the knowledge base {folder}: {exc}") from exc
-            logger.warning(
-                "knowledge base code not available (%s); using the packaged code list", exc
-            )
+            logger.warning("knowledge base code not available (%s); using the packaged code list", exc)
             return CodeListChecker()
         try:
             kb = KnowledgeBase.load(folder)
@@ -230,9 +222,7 @@ def find_tsvs(directory: Path) -> tuple[str, Path, Path | None]:
             found[m["kind"]].append((m["split"], path))
     if len(found["D"]) != 1:
         names = [p.name for _, p in found["D"]]
-        raise DataFileError(
-            f"{directory}: expected one *D.tsv diagnosis file, found {names or 'none'}"
-        )
+        raise DataFileError(f"{directory}: expected one *D.tsv diagnosis file, found {names or 'none'}")
     split, d_tsv = found["D"][0]
     p_tsv = next((p for s, p in found["P"] if s == split), None)
     return split, d_tsv, p_tsv
@@ -358,9 +348,7 @@ def import_codiesp(
     report.unknown_codes = dict(unknown.most_common())
     report.nonbillable_codes = dict(nonbillable.most_common())
     if report.missing_text:
-        logger.warning(
-            "%s: %d doc ids in the TSVs have no text file", directory, len(report.missing_text)
-        )
+        logger.warning("%s: %d doc ids in the TSVs have no text file", directory, len(report.missing_text))
     logger.info(
         "imported %d CodiEsp %s notes (%d unknown ICD-10-CM code rows)",
         report.notes,

@@ -184,9 +184,7 @@ def normalize_corpus_code(system: str, code: str) -> str:
         MalformedCodeError: the system is unknown or the code cannot be a code of it.
     """
     if system not in CORPUS_SYSTEMS:
-        raise MalformedCodeError(
-            f"unknown system {system!r} (expected one of {', '.join(CORPUS_SYSTEMS)})"
-        )
+        raise MalformedCodeError(f"unknown system {system!r} (expected one of {', '.join(CORPUS_SYSTEMS)})")
     raw = code.strip()
     if not raw:
         raise MalformedCodeError(f"empty {system} code")
@@ -196,9 +194,7 @@ def normalize_corpus_code(system: str, code: str) -> str:
     if system == "ICD10PCS":
         pcs = raw.upper().replace(" ", "")
         if not _PCS_RE.match(pcs):
-            raise MalformedCodeError(
-                f"{raw!r} is not an ICD10PCS code (7 characters, or a 4-character prefix)"
-            )
+            raise MalformedCodeError(f"{raw!r} is not an ICD10PCS code (7 characters, or a 4-character prefix)")
         return pcs
     return normalize_code(raw, cast(Any, system))[1]
 
@@ -209,9 +205,7 @@ def _code_lookup_key(code: str) -> str:
 
 def _parse_code(obj: Any, where: str, problems: list[str]) -> CorpusCode | None:
     if not isinstance(obj, dict):
-        problems.append(
-            f"{where}: must be an object with 'system' and 'code', got {type(obj).__name__}"
-        )
+        problems.append(f"{where}: must be an object with 'system' and 'code', got {type(obj).__name__}")
         return None
     bad = False
     unknown = sorted(set(obj) - CODE_KEYS)
@@ -222,9 +216,7 @@ def _parse_code(obj: Any, where: str, problems: list[str]) -> CorpusCode | None:
     code = obj.get("code")
     canonical: str | None = None
     if not isinstance(system, str) or system not in CORPUS_SYSTEMS:
-        problems.append(
-            f"{where}: unknown system {system!r} (expected one of {', '.join(CORPUS_SYSTEMS)})"
-        )
+        problems.append(f"{where}: unknown system {system!r} (expected one of {', '.join(CORPUS_SYSTEMS)})")
         bad = True
     elif not isinstance(code, str):
         problems.append(f"{where}: 'code' must be a string, got {code!r}")
@@ -265,9 +257,7 @@ def _parse_code(obj: Any, where: str, problems: list[str]) -> CorpusCode | None:
                 problems.append(f"{where}: bad pointer: {exc}")
                 bad = True
         if len(pointers) > MAX_POINTERS:
-            problems.append(
-                f"{where}: {len(pointers)} pointers, a claim line allows at most {MAX_POINTERS}"
-            )
+            problems.append(f"{where}: {len(pointers)} pointers, a claim line allows at most {MAX_POINTERS}")
             bad = True
     role = obj.get("role")
     if role is not None and role not in ROLES:
@@ -307,17 +297,10 @@ def _parse_span(
         problems.append(f"{where}: unknown key(s) {unknown}")
     start, end = obj.get("start"), obj.get("end")
     # bool is a subclass of int; true/false are not offsets.
-    if (
-        not isinstance(start, int)
-        or not isinstance(end, int)
-        or isinstance(start, bool)
-        or isinstance(end, bool)
-    ):
+    if not isinstance(start, int) or not isinstance(end, int) or isinstance(start, bool) or isinstance(end, bool):
         problems.append(f"{where}: 'start' and 'end' must be integers, got {start!r}, {end!r}")
     elif not 0 <= start < end <= text_len:
-        problems.append(
-            f"{where}: bad offsets {start}..{end} (need 0 <= start < end <= {text_len})"
-        )
+        problems.append(f"{where}: bad offsets {start}..{end} (need 0 <= start < end <= {text_len})")
     code = obj.get("code")
     canonical: str | None = None
     if code is not None:
@@ -384,9 +367,7 @@ def parse_note(obj: Any) -> tuple[CorpusNote | None, list[str]]:
         for i, code in enumerate(codes):
             for ptr in code.pointers:
                 if ptr not in dx:
-                    problems.append(
-                        f"codes[{i}]: pointer {ptr} is not one of the note's ICD10CM codes"
-                    )
+                    problems.append(f"codes[{i}]: pointer {ptr} is not one of the note's ICD10CM codes")
     setting = obj.get("setting")
     if setting is not None and setting not in SETTINGS:
         problems.append(f"unknown setting {setting!r} (expected inpatient or outpatient)")
@@ -448,9 +429,7 @@ def _scan(path: Path) -> tuple[list[CorpusNote], list[tuple[int, str]]]:
             if note is None:
                 continue
             if note.id in first_line:
-                problems.append(
-                    (number, f"duplicate id {note.id!r} (first on line {first_line[note.id]})")
-                )
+                problems.append((number, f"duplicate id {note.id!r} (first on line {first_line[note.id]})"))
                 continue
             first_line[note.id] = number
             notes.append(note)
@@ -553,9 +532,7 @@ def write_corpus(path: Path, notes: Iterable[CorpusNote]) -> int:
         _, line_problems = parse_note(json.loads(line))
         problems.extend((number, p) for p in line_problems)
         if note.id in first_line:
-            problems.append(
-                (number, f"duplicate id {note.id!r} (first on line {first_line[note.id]})")
-            )
+            problems.append((number, f"duplicate id {note.id!r} (first on line {first_line[note.id]})"))
         first_line.setdefault(note.id, number)
         lines.append(line)
     if problems:
@@ -624,8 +601,6 @@ def corpus_stats(notes: list[CorpusNote], top: int = 20) -> dict[str, Any]:
         },
         "top_codes": [
             {"system": system, "code": code, "notes": count}
-            for (system, code), count in sorted(frequency.items(), key=lambda kv: (-kv[1], kv[0]))[
-                :top
-            ]
+            for (system, code), count in sorted(frequency.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
         ],
     }

@@ -136,9 +136,7 @@ class _Checker:
         self.source = source
         self._located: tuple[dict[str, int], dict[str, list[int]]] | None = None
 
-    def error(
-        self, message: str, key: str | None = None, index: int | None = None
-    ) -> RuleFileError:
+    def error(self, message: str, key: str | None = None, index: int | None = None) -> RuleFileError:
         if self._located is None:
             self._located = _locate(self.text)
         key_lines, element_lines = self._located
@@ -153,9 +151,7 @@ class _Checker:
         return RuleFileError(f"{prefix}{where + ': ' if where else ''}{message}")
 
 
-def _parse(
-    text: str, source: str, schema: str, keys: set[str], required: set[str]
-) -> tuple[dict[str, Any], _Checker]:
+def _parse(text: str, source: str, schema: str, keys: set[str], required: set[str]) -> tuple[dict[str, Any], _Checker]:
     check = _Checker(text, source)
     try:
         data = json.loads(text)
@@ -177,32 +173,22 @@ def _parse(
     return data, check
 
 
-def _string_list(
-    value: Any, what: str, check: _Checker, key: str, index: int | None = None
-) -> tuple[str, ...]:
+def _string_list(value: Any, what: str, check: _Checker, key: str, index: int | None = None) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise check.error(f"{what} must be a list of non-empty strings", key, index)
     return tuple(value)
 
 
 def _check_pattern(pattern: Any, check: _Checker, key: str, index: int) -> list[dict[str, Any]]:
-    if (
-        not isinstance(pattern, list)
-        or not pattern
-        or not all(isinstance(p, dict) for p in pattern)
-    ):
-        raise check.error(
-            "pattern must be a non-empty list of token patterns (objects)", key, index
-        )
+    if not isinstance(pattern, list) or not pattern or not all(isinstance(p, dict) for p in pattern):
+        raise check.error("pattern must be a non-empty list of token patterns (objects)", key, index)
     problems = validate_token_pattern(pattern)
     if problems:
         raise check.error(f"bad token pattern: {problems[0]}", key, index)
     return pattern
 
 
-def _check_keys(
-    rule: Any, allowed: set[str], check: _Checker, key: str, index: int
-) -> dict[str, Any]:
+def _check_keys(rule: Any, allowed: set[str], check: _Checker, key: str, index: int) -> dict[str, Any]:
     if not isinstance(rule, dict):
         raise check.error("must be a JSON object", key, index)
     unknown = sorted(set(rule) - allowed)
@@ -401,9 +387,7 @@ def load_context_rules(text: str, source: str) -> ContextRules:
         seen.add(literal.lower())
         category = rule["category"]
         if category not in CONTEXT_CATEGORIES:
-            raise check.error(
-                f"unknown category {category!r} (allowed: {', '.join(CONTEXT_CATEGORIES)})", key, i
-            )
+            raise check.error(f"unknown category {category!r} (allowed: {', '.join(CONTEXT_CATEGORIES)})", key, i)
         direction = rule["direction"]
         if direction not in CONTEXT_DIRECTIONS:
             raise check.error(
@@ -411,31 +395,13 @@ def load_context_rules(text: str, source: str) -> ContextRules:
                 key,
                 i,
             )
-        pattern = (
-            _check_pattern(rule["pattern"], check, key, i)
-            if rule.get("pattern") is not None
-            else None
-        )
-        max_scope = (
-            _positive_int(rule["max_scope"], "max_scope", check, key, i)
-            if "max_scope" in rule
-            else None
-        )
+        pattern = _check_pattern(rule["pattern"], check, key, i) if rule.get("pattern") is not None else None
+        max_scope = _positive_int(rule["max_scope"], "max_scope", check, key, i) if "max_scope" in rule else None
         max_targets = (
-            _positive_int(rule["max_targets"], "max_targets", check, key, i)
-            if "max_targets" in rule
-            else None
+            _positive_int(rule["max_targets"], "max_targets", check, key, i) if "max_targets" in rule else None
         )
-        allowed = (
-            _kinds(rule["allowed_types"], "allowed_types", check, key, i)
-            if "allowed_types" in rule
-            else None
-        )
-        excluded = (
-            _kinds(rule["excluded_types"], "excluded_types", check, key, i)
-            if "excluded_types" in rule
-            else None
-        )
+        allowed = _kinds(rule["allowed_types"], "allowed_types", check, key, i) if "allowed_types" in rule else None
+        excluded = _kinds(rule["excluded_types"], "excluded_types", check, key, i) if "excluded_types" in rule else None
         if allowed is not None and excluded is not None:
             raise check.error("give allowed_types or excluded_types, not both", key, i)
         terminated_by = _string_list(rule.get("terminated_by", []), "terminated_by", check, key, i)
@@ -609,9 +575,7 @@ def _window(value: Any, check: _Checker, key: str, index: int) -> tuple[int, int
         or len(value) != 2
         or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
     ):
-        raise check.error(
-            "window must be [tokens_before, tokens_after], two integers >= 0", key, index
-        )
+        raise check.error("window must be [tokens_before, tokens_after], two integers >= 0", key, index)
     return value[0], value[1]
 
 
@@ -620,10 +584,7 @@ def _phrase_map(
 ) -> dict[str, tuple[str, ...]]:
     if not isinstance(value, dict):
         raise check.error(f"{what} must be an object: value -> list of phrases", key, index)
-    return {
-        name: _string_list(phrases, f"{what}[{name!r}]", check, key, index)
-        for name, phrases in value.items()
-    }
+    return {name: _string_list(phrases, f"{what}[{name!r}]", check, key, index) for name, phrases in value.items()}
 
 
 def _load_group(rule: Any, check: _Checker, index: int) -> CueGroup:
@@ -634,14 +595,10 @@ def _load_group(rule: Any, check: _Checker, index: int) -> CueGroup:
             raise check.error(f"missing key {required!r}", key, index)
     name = rule["name"]
     if not isinstance(name, str) or not re.fullmatch(r"[a-z_]+", name):
-        raise check.error(
-            f"name must be lower-case letters and underscores, not {name!r}", key, index
-        )
+        raise check.error(f"name must be lower-case letters and underscores, not {name!r}", key, index)
     target = rule["target"]
     if target not in CUE_TARGETS:
-        raise check.error(
-            f"unknown target {target!r} (allowed: {', '.join(CUE_TARGETS)})", key, index
-        )
+        raise check.error(f"unknown target {target!r} (allowed: {', '.join(CUE_TARGETS)})", key, index)
     scope = rule["scope"]
     if scope not in CUE_SCOPES:
         raise check.error(f"unknown scope {scope!r} (allowed: {', '.join(CUE_SCOPES)})", key, index)
@@ -654,25 +611,17 @@ def _load_group(rule: Any, check: _Checker, index: int) -> CueGroup:
     values = _phrase_map(rule["values"], "values", check, key, index)
     if not values:
         raise check.error("values must name at least one value", key, index)
-    case_sensitive = _phrase_map(
-        rule.get("case_sensitive", {}), "case_sensitive", check, key, index
-    )
+    case_sensitive = _phrase_map(rule.get("case_sensitive", {}), "case_sensitive", check, key, index)
     for value in case_sensitive:
         if value not in values:
             raise check.error(f"case_sensitive names unknown value {value!r}", key, index)
-    cs_window = (
-        _window(rule["case_sensitive_window"], check, key, index)
-        if "case_sensitive_window" in rule
-        else window
-    )
+    cs_window = _window(rule["case_sensitive_window"], check, key, index) if "case_sensitive_window" in rule else window
     seen: dict[str, str] = {}
     for value, phrases in values.items():
         for phrase in phrases:
             low = phrase.lower()
             if low in seen:
-                raise check.error(
-                    f"phrase {phrase!r} is listed for {seen[low]!r} and {value!r}", key, index
-                )
+                raise check.error(f"phrase {phrase!r} is listed for {seen[low]!r} and {value!r}", key, index)
             seen[low] = value
     priority = _string_list(rule.get("priority", []), "priority", check, key, index)
     for value in priority:
@@ -680,48 +629,33 @@ def _load_group(rule: Any, check: _Checker, index: int) -> CueGroup:
             raise check.error(f"priority names unknown value {value!r}", key, index)
     if pick == "priority" and set(priority) != set(values):
         raise check.error("pick 'priority' needs a priority listing every value", key, index)
-    document_values = _string_list(
-        rule.get("document_values", []), "document_values", check, key, index
-    )
+    document_values = _string_list(rule.get("document_values", []), "document_values", check, key, index)
     for value in document_values:
         if value not in values:
             raise check.error(f"document_values names unknown value {value!r}", key, index)
     if document_values and pick == "all":
         raise check.error("document_values cannot be used with pick 'all'", key, index)
     document_sentences = rule.get("document_sentences", 0)
-    if (
-        not isinstance(document_sentences, int)
-        or isinstance(document_sentences, bool)
-        or document_sentences < 0
-    ):
+    if not isinstance(document_sentences, int) or isinstance(document_sentences, bool) or document_sentences < 0:
         raise check.error("document_sentences must be an integer >= 0", key, index)
     document_sections = frozenset(
         _string_list(rule.get("document_sections", []), "document_sections", check, key, index)
     )
     for section in sorted(document_sections):
         if section not in SECTION_CATEGORIES:
-            raise check.error(
-                f"document_sections: unknown section category {section!r}", key, index
-            )
+            raise check.error(f"document_sections: unknown section category {section!r}", key, index)
     if (document_sentences or document_sections) and not document_values:
         raise check.error("document_sentences / document_sections need document_values", key, index)
-    kinds = (
-        frozenset(_kinds(rule["kinds"], "kinds", check, key, index)) if "kinds" in rule else None
-    )
+    kinds = frozenset(_kinds(rule["kinds"], "kinds", check, key, index)) if "kinds" in rule else None
     words = (
-        frozenset(
-            w.lower()
-            for w in _string_list(rule["mention_words"], "mention_words", check, key, index)
-        )
+        frozenset(w.lower() for w in _string_list(rule["mention_words"], "mention_words", check, key, index))
         if "mention_words" in rule
         else None
     )
     if target == "cs_site" and pick != "all":
         raise check.error("target cs_site holds a list: use pick 'all'", key, index)
     if target != "cs_site" and pick == "all" and target != "cs_attributes":
-        raise check.error(
-            f"target {target} holds one value: pick 'nearest' or 'priority'", key, index
-        )
+        raise check.error(f"target {target} holds one value: pick 'nearest' or 'priority'", key, index)
     return CueGroup(
         name=name,
         target=target,
@@ -808,22 +742,14 @@ def _load_encounter(raw: Any, check: _Checker) -> EncounterRules:
         try:
             groups = re.compile(pattern).groups
         except re.error as exc:
-            raise check.error(
-                f"minutes_patterns: bad regular expression {pattern!r}: {exc}", key
-            ) from None
+            raise check.error(f"minutes_patterns: bad regular expression {pattern!r}: {exc}", key) from None
         if groups != 1:
-            raise check.error(
-                f"minutes_patterns: {pattern!r} must have exactly one group (the minutes)", key
-            )
+            raise check.error(f"minutes_patterns: {pattern!r} must have exactly one group (the minutes)", key)
     return EncounterRules(
         new_patient=_string_list(raw["new_patient"], "new_patient", check, key),
-        established_patient=_string_list(
-            raw["established_patient"], "established_patient", check, key
-        ),
+        established_patient=_string_list(raw["established_patient"], "established_patient", check, key),
         settings=_phrase_map(raw["settings"], "settings", check, key),
-        interpretation_only=_string_list(
-            raw["interpretation_only"], "interpretation_only", check, key
-        ),
+        interpretation_only=_string_list(raw["interpretation_only"], "interpretation_only", check, key),
         minutes_patterns=patterns,
     )
 
@@ -853,14 +779,9 @@ def load_attribute_rules(text: str, source: str) -> AttributeRules:
         if name in names[:i]:
             raise check.error(f"duplicate cue group name {name!r}", "cue_groups", i)
     for i, group in enumerate(groups):
-        if (
-            group.target not in ("cs_attributes", "cs_site")
-            and [g.target for g in groups].count(group.target) > 1
-        ):
+        if group.target not in ("cs_attributes", "cs_site") and [g.target for g in groups].count(group.target) > 1:
             raise check.error(f"two cue groups write {group.target}", "cue_groups", i)
-    barriers = frozenset(
-        b.lower() for b in _string_list(data["barriers"], "barriers", check, "barriers")
-    )
+    barriers = frozenset(b.lower() for b in _string_list(data["barriers"], "barriers", check, "barriers"))
     assertions: list[SectionAssertion] = []
     raw_assertions = data["section_assertions"]
     if not isinstance(raw_assertions, list):
@@ -868,9 +789,7 @@ def load_attribute_rules(text: str, source: str) -> AttributeRules:
     for i, rule in enumerate(raw_assertions):
         _check_keys(rule, {"section", "set", "unless"}, check, "section_assertions", i)
         if rule.get("section") not in SECTION_CATEGORIES:
-            raise check.error(
-                f"unknown section category {rule.get('section')!r}", "section_assertions", i
-            )
+            raise check.error(f"unknown section category {rule.get('section')!r}", "section_assertions", i)
         if rule.get("set") not in ASSERTION_ATTRIBUTES:
             raise check.error(
                 f"set must be one of {', '.join(ASSERTION_ATTRIBUTES)}, not {rule.get('set')!r}",
@@ -913,21 +832,13 @@ def expand_pattern(pattern: list[dict[str, Any]], limit: int = 512) -> list[tupl
     phrases: list[tuple[str, ...]] = [()]
     for token in pattern:
         op = token.get("OP")
-        if (
-            op not in (None, "?")
-            or not set(token) <= {"LOWER", "ORTH", "OP"}
-            or len(token) - (op is not None) != 1
-        ):
+        if op not in (None, "?") or not set(token) <= {"LOWER", "ORTH", "OP"} or len(token) - (op is not None) != 1:
             return None
         if "LOWER" in token:
             value = token["LOWER"]
             if isinstance(value, str):
                 options = [value.lower()]
-            elif (
-                isinstance(value, dict)
-                and set(value) == {"IN"}
-                and all(isinstance(v, str) for v in value["IN"])
-            ):
+            elif isinstance(value, dict) and set(value) == {"IN"} and all(isinstance(v, str) for v in value["IN"]):
                 options = sorted({v.lower() for v in value["IN"]})
             else:
                 return None
@@ -987,10 +898,7 @@ def dump_rules(data: dict[str, Any]) -> str:
             for m, rule in enumerate(value):
                 one_line = json.dumps(rule, ensure_ascii=False)
                 if len(one_line) > 160:  # one key a line, each value compact
-                    fields = [
-                        f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
-                        for k, v in rule.items()
-                    ]
+                    fields = [f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in rule.items()]
                     one_line = "{\n   " + ",\n   ".join(fields) + "\n  }"
                 out.append(f"  {one_line}{',' if m < len(value) - 1 else ''}")
             out.append(f" ]{comma}")

@@ -143,9 +143,7 @@ class LexiconEntry:
     case_sensitive: bool = False
 
 
-def load_lexicon(
-    text: str | None = None, source: str = "clinical_lexicon.json"
-) -> list[LexiconEntry]:
+def load_lexicon(text: str | None = None, source: str = "clinical_lexicon.json") -> list[LexiconEntry]:
     """Load and validate the clinical lexicon.
 
     Args:
@@ -159,11 +157,7 @@ def load_lexicon(
         RuleFileError: wrong schema, unknown keys or bad values (the message names the entry).
     """
     if text is None:
-        text = (
-            resources.files("pipeline.resources")
-            .joinpath("clinical_lexicon.json")
-            .read_text("utf-8")
-        )
+        text = resources.files("pipeline.resources").joinpath("clinical_lexicon.json").read_text("utf-8")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -196,11 +190,7 @@ def load_lexicon(
         kind = item.get("kind", "diagnosis")
         if kind not in kinds:
             raise RuleFileError(f"{where}: kind {kind!r} not one of {sorted(kinds)}")
-        entries.append(
-            LexiconEntry(
-                phrase.strip(), code, system, kind, bool(item.get("case_sensitive", False))
-            )
-        )
+        entries.append(LexiconEntry(phrase.strip(), code, system, kind, bool(item.get("case_sensitive", False))))
     return entries
 
 
@@ -252,9 +242,7 @@ class TermTable:
         return cls([Term.from_list(r) for r in rows])
 
     @classmethod
-    def build(
-        cls, kb: KnowledgeBase, normalizer: Normalizer, lexicon: list[LexiconEntry]
-    ) -> TermTable:
+    def build(cls, kb: KnowledgeBase, normalizer: Normalizer, lexicon: list[LexiconEntry]) -> TermTable:
         """Build every term from the knowledge base and the lexicon.
 
         Args:
@@ -375,9 +363,7 @@ def _index_terms(kb: KnowledgeBase, norm: Normalizer) -> Iterator[Term]:
             if word is None:
                 continue
             keys = _path_keys(entry.path[1:], norm) | norm.required_keys(word)
-            yield _term(
-                keys, code, "ICD10CM", "neoplasm", f"{text} ({entry.column})", incomplete=incomplete
-            )
+            yield _term(keys, code, "ICD10CM", "neoplasm", f"{text} ({entry.column})", incomplete=incomplete)
         elif entry.source == "drug":
             word = DRUG_COLUMNS.get((entry.column or "").lower())
             if word is None:
@@ -394,6 +380,4 @@ def _index_terms(kb: KnowledgeBase, norm: Normalizer) -> Iterator[Term]:
             )
         else:
             source = "external" if entry.source == "external" else "index"
-            yield _term(
-                _path_keys(entry.path, norm), code, "ICD10CM", source, text, incomplete=incomplete
-            )
+            yield _term(_path_keys(entry.path, norm), code, "ICD10CM", source, text, incomplete=incomplete)

@@ -30,9 +30,7 @@ _SPELLING = (
     (re.compile(r"^oedem"), "edem"),
     (re.compile(r"^oestr"), "estr"),
     (
-        re.compile(
-            r"^(an|leuk|isch|septic|bacter|vir|tox|glyc|lip|ur|hyperlip|hypogly|hypergly)?aem"
-        ),
+        re.compile(r"^(an|leuk|isch|septic|bacter|vir|tox|glyc|lip|ur|hyperlip|hypogly|hypergly)?aem"),
         r"\1em",
     ),
     (re.compile(r"haem"), "hem"),
@@ -79,11 +77,7 @@ class WordGroups:
             raise RuleFileError(f"{source}: unknown keys {sorted(unknown)}")
         groups = data.get("groups", [])
         for i, group in enumerate(groups):
-            if (
-                not isinstance(group, list)
-                or len(group) < 2
-                or not all(isinstance(w, str) and w for w in group)
-            ):
+            if not isinstance(group, list) or len(group) < 2 or not all(isinstance(w, str) and w for w in group):
                 raise RuleFileError(f"{source}: groups[{i}] must be a list of at least two words")
         for key in ("stopwords", "optional"):
             words = data.get(key, [])
@@ -126,9 +120,7 @@ class Normalizer:
             head = self._stem(group[0].lower())
             for word in group:
                 self._canon[self._stem(word.lower())] = head
-        self.stop_keys = (
-            frozenset(self._stem(w) for w in word_groups.stopwords) | word_groups.stopwords
-        )
+        self.stop_keys = frozenset(self._stem(w) for w in word_groups.stopwords) | word_groups.stopwords
         self.key = lru_cache(maxsize=200_000)(self._key)  # type: ignore[method-assign]
         self.optional_keys = frozenset(self.key(w) or w for w in word_groups.optional)
 

@@ -201,20 +201,12 @@ class MentionAttributes:
             rf"(?<![\w-])(?:{names})(?:\s*(?:{connectors})\s*(?:{names}))+(?![\w-])", re.IGNORECASE
         )
         self._view_name = re.compile(rf"(?<![\w-])(?:{names})(?![\w-])", re.IGNORECASE)
-        self._single_view = re.compile(
-            rf"(?<![\w-])(?:{names})\s+(?:{view_words})(?![\w-])", re.IGNORECASE
-        )
-        self._imaging = re.compile(
-            rf"(?<![\w-])(?:{_alternation(views.imaging_words)})(?![\w-])", re.IGNORECASE
-        )
-        self._complete = re.compile(
-            rf"(?<![\w-])(?:{_alternation(views.complete_words)})(?![\w-])", re.IGNORECASE
-        )
+        self._single_view = re.compile(rf"(?<![\w-])(?:{names})\s+(?:{view_words})(?![\w-])", re.IGNORECASE)
+        self._imaging = re.compile(rf"(?<![\w-])(?:{_alternation(views.imaging_words)})(?![\w-])", re.IGNORECASE)
+        self._complete = re.compile(rf"(?<![\w-])(?:{_alternation(views.complete_words)})(?![\w-])", re.IGNORECASE)
         self._minutes = tuple(re.compile(p) for p in encounter.minutes_patterns)
         self._lower, self._exact, self._keys = lower, exact, keys
-        self._barrier_hashes = numpy.array(
-            [vocab.strings.add(b) for b in rules.barriers], dtype="uint64"
-        )
+        self._barrier_hashes = numpy.array([vocab.strings.add(b) for b in rules.barriers], dtype="uint64")
         self.rules = rules
         logger.debug("cs_attributes: %d cue groups, %d phrase keys", len(rules.groups), len(keys))
 
@@ -222,9 +214,7 @@ class MentionAttributes:
     def __call__(self, doc: Doc) -> Doc:
         """Set the attributes of every mention and ``doc._.cs_encounter``."""
         if self.rules is None or self._lower is None or self._exact is None:
-            raise ValueError(
-                "cs_attributes has no rules: initialize the pipeline or load it from disk"
-            )
+            raise ValueError("cs_attributes has no rules: initialize the pipeline or load it from disk")
         started = time.perf_counter()
         rules = self.rules
         note = doc.text  # built from the tokens at every access: read it once
@@ -254,13 +244,9 @@ class MentionAttributes:
         kinds = [ext.cs_kind for ext in exts]
         token_sections = [doc[span.start]._.cs_section for span in mentions]
         where = [bisect_right(sentence_starts, span.start) - 1 for span in mentions]
-        procedure_sentences = {
-            i for i, kind in zip(where, kinds, strict=True) if kind in rules.views.kinds
-        }
+        procedure_sentences = {i for i, kind in zip(where, kinds, strict=True) if kind in rules.views.kinds}
         whole = _Sentence(0, len(doc), 0, len(note))
-        for span, ext, kind, section, index in zip(
-            mentions, exts, kinds, token_sections, where, strict=True
-        ):
+        for span, ext, kind, section, index in zip(mentions, exts, kinds, token_sections, where, strict=True):
             ext.cs_section = section
             sentence = sentences[index] if index >= 0 else whole
             words: set[str] | None = None
@@ -291,9 +277,7 @@ class MentionAttributes:
         _timing(doc, self.name, started)
         return doc
 
-    def _find_cues(
-        self, doc: Doc
-    ) -> tuple[dict[str, list[_Cue]], dict[str, list[tuple[int, int]]]]:
+    def _find_cues(self, doc: Doc) -> tuple[dict[str, list[_Cue]], dict[str, list[tuple[int, int]]]]:
         """Run both phrase matchers: cues per group (overlaps resolved) and encounter hits."""
         assert self._lower is not None and self._exact is not None
         raw: dict[str, list[_Cue]] = {}
@@ -303,13 +287,7 @@ class MentionAttributes:
             if group == _ENCOUNTER:
                 encounter.setdefault(value or "", []).append((start, end))
                 continue
-            if (
-                exact
-                and end - start == 1
-                and len(doc[start].text) == 1
-                and start > 0
-                and doc[start - 1].like_num
-            ):
+            if exact and end - start == 1 and len(doc[start].text) == 1 and start > 0 and doc[start - 1].like_num:
                 continue  # a unit after a number ("2 L"), not a side
             raw.setdefault(group, []).append(_Cue(start, end, value, exact))
         cues: dict[str, list[_Cue]] = {}
@@ -342,11 +320,7 @@ class MentionAttributes:
                     minutes = value
                     break
         return {
-            "new_patient": True
-            if new and not established
-            else False
-            if established and not new
-            else None,
+            "new_patient": True if new and not established else False if established and not new else None,
             "total_minutes": minutes,
             "settings": [name for _, name in settings],
             "imaging_interpretation_only": bool(hits.get("interpretation_only")),
@@ -449,13 +423,9 @@ def _sentences(doc: Doc) -> list[_Sentence]:
     return [_Sentence(s.start, s.end, s.start_char, s.end_char) for s in doc.sents]
 
 
-def _pick(
-    group: CueGroup, cues: Sequence[_Cue], span: Span, sentence: _Sentence, barrier: list[int]
-) -> Any:
+def _pick(group: CueGroup, cues: Sequence[_Cue], span: Span, sentence: _Sentence, barrier: list[int]) -> Any:
     """The group's value for one mention, or None (a list for ``pick: all``)."""
-    candidates: list[
-        tuple[int, int, _Cue]
-    ] = []  # (distance, side, cue); side 0 inside, 1 before, 2 after
+    candidates: list[tuple[int, int, _Cue]] = []  # (distance, side, cue); side 0 inside, 1 before, 2 after
     for cue in cues:
         if cue.end <= sentence.start:
             continue
@@ -470,11 +440,7 @@ def _pick(
             window = group.case_sensitive_window if cue.exact else group.window
             if gap > (window[0] if before else window[1]):
                 continue
-            blocked = (
-                barrier[span.start] - barrier[cue.end]
-                if before
-                else barrier[cue.start] - barrier[span.end]
-            )
+            blocked = barrier[span.start] - barrier[cue.end] if before else barrier[cue.start] - barrier[span.end]
             if blocked:
                 continue
         candidates.append((gap, 1 if before else 2, cue))
@@ -490,9 +456,7 @@ def _pick(
         return None
     if group.pick == "priority":
         order = {v: i for i, v in enumerate(group.priority)}
-        return min(candidates, key=lambda c: (order.get(c[2].value or "", len(order)), c[0], c[1]))[
-            2
-        ].value
+        return min(candidates, key=lambda c: (order.get(c[2].value or "", len(order)), c[0], c[1]))[2].value
     return min(candidates, key=lambda c: (c[0], c[1], c[2].start))[2].value
 
 

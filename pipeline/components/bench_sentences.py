@@ -305,13 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit code: 0, or 2 on a bad data folder.
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--data-dir", type=Path, default=default_data_dir(), help="reference data folder"
-    )
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="reference data folder")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N notes")
-    parser.add_argument(
-        "--json", type=Path, default=None, help="also write the figures to this file"
-    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:

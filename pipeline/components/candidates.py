@@ -28,9 +28,7 @@ from pipeline.textnorm import Normalizer, WordGroups
     assigns=["span._.cs_candidates", "doc._.cs_candidates"],
     default_config={"alternatives": 2, "max_per_term": 4},
 )
-def make_candidates(
-    nlp: Language, name: str, alternatives: int, max_per_term: int
-) -> "CandidateComponent":
+def make_candidates(nlp: Language, name: str, alternatives: int, max_per_term: int) -> "CandidateComponent":
     """Create the ``cs_candidates`` component (see :class:`CandidateComponent`)."""
     return CandidateComponent(nlp, name, alternatives=alternatives, max_per_term=max_per_term)
 
@@ -78,13 +76,9 @@ class CandidateComponent:
         from pipeline.kb.store import KnowledgeBase
 
         if kb_path is None:
-            raise ValueError(
-                "cs_candidates.initialize needs kb_path (the knowledge-base artefact folder)"
-            )
+            raise ValueError("cs_candidates.initialize needs kb_path (the knowledge-base artefact folder)")
         groups = (
-            WordGroups.from_dict(
-                json.loads(Path(word_groups_path).read_text("utf-8")), word_groups_path
-            )
+            WordGroups.from_dict(json.loads(Path(word_groups_path).read_text("utf-8")), word_groups_path)
             if word_groups_path
             else WordGroups.default()
         )
@@ -93,9 +87,7 @@ class CandidateComponent:
     def __call__(self, doc: Doc) -> Doc:
         """Attach candidates to every mention and the code-level view to the doc."""
         if self.tree is None:
-            raise ValueError(
-                "cs_candidates has no code tree: initialize the pipeline or load it from disk"
-            )
+            raise ValueError("cs_candidates has no code tree: initialize the pipeline or load it from disk")
         started = time.perf_counter()
         by_code: dict[str, CodeCandidate] = {}
         context_of: dict[int, frozenset[str]] = {}
@@ -153,9 +145,7 @@ class CandidateComponent:
             raise ValueError("cs_candidates has nothing to save: initialize it first")
         folder = ensure_path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        with gzip.open(
-            folder / "code_tree.json.gz", "wt", encoding="utf-8", compresslevel=6
-        ) as handle:
+        with gzip.open(folder / "code_tree.json.gz", "wt", encoding="utf-8", compresslevel=6) as handle:
             json.dump(self.tree.to_json(), handle, separators=(",", ":"))
         cfg = {"alternatives": self.alternatives, "max_per_term": self.max_per_term}
         (folder / "cfg.json").write_text(json.dumps(cfg), "utf-8")

@@ -139,9 +139,7 @@ class ClinicalContext:
         context.add(medspacy_rules)
         self.rules = rules
         self._context = context
-        logger.debug(
-            "cs_context: %d triggers, %d matcher rules", len(rules.rules), len(medspacy_rules)
-        )
+        logger.debug("cs_context: %d triggers, %d matcher rules", len(rules.rules), len(medspacy_rules))
 
     # -- annotating ----------------------------------------------------------------------------
     def __call__(self, doc: Doc) -> Doc:
@@ -151,9 +149,7 @@ class ClinicalContext:
             ValueError: the component has no rules, or the document has no sentence boundaries.
         """
         if self._context is None:
-            raise ValueError(
-                "cs_context has no rules: initialize the pipeline or load it from disk"
-            )
+            raise ValueError("cs_context has no rules: initialize the pipeline or load it from disk")
         started = time.perf_counter()
         if MENTIONS in doc.spans and len(doc.spans[MENTIONS]):
             if not doc.has_annotation("SENT_START"):

@@ -87,16 +87,12 @@ class _HeadingSectionizer(Sectionizer):
     also start a sentence, and one without a colon must be alone on its line.
     """
 
-    def filter_start_lines(
-        self, doc: Doc, matches: list[tuple[int, int, int]]
-    ) -> list[tuple[int, int, int]]:
+    def filter_start_lines(self, doc: Doc, matches: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
         kept = []
         for match in matches:
             start, end = match[1], match[2]
             at_line_start = is_start_line(start, doc, self.newline_pattern) or (
-                start > 0
-                and doc[start - 1].text in _BULLETS
-                and is_start_line(start - 1, doc, self.newline_pattern)
+                start > 0 and doc[start - 1].text in _BULLETS and is_start_line(start - 1, doc, self.newline_pattern)
             )
             if doc[end - 1].text == ":":
                 if at_line_start or doc[start].is_sent_start:
@@ -176,14 +172,10 @@ class ClinicalSectionizer:
             # Phrases (PhraseMatcher, looked up by hash) where the literal tokenizes back into
             # itself with and without the colon; a token pattern with an optional colon else.
             variants = [spec.literal, f"{spec.literal} :"] if spec.pattern is None else []
-            words = [
-                tuple(t.lower_ for t in tokenizer(v.lower()) if not t.is_space) for v in variants
-            ]
+            words = [tuple(t.lower_ for t in tokenizer(v.lower()) if not t.is_space) for v in variants]
             if variants and len(words[1]) == len(words[0]) + 1 and words[1][-1] == ":":
                 for variant in (" ".join(words[0]), " ".join(words[1])):
-                    medspacy_rules.append(
-                        SectionRule(literal=variant, category=spec.category, parents=parents)
-                    )
+                    medspacy_rules.append(SectionRule(literal=variant, category=spec.category, parents=parents))
                 continue
             if spec.pattern is not None:
                 pattern = [*spec.pattern]
@@ -191,9 +183,7 @@ class ClinicalSectionizer:
                 pattern = [{"LOWER": t.lower_} for t in tokenizer(spec.literal) if not t.is_space]
             pattern.append({"ORTH": ":", "OP": "?"})
             medspacy_rules.append(
-                SectionRule(
-                    literal=spec.literal, category=spec.category, pattern=pattern, parents=parents
-                )
+                SectionRule(literal=spec.literal, category=spec.category, pattern=pattern, parents=parents)
             )
         sectionizer.add(medspacy_rules)
         self.rules = rules
@@ -204,9 +194,7 @@ class ClinicalSectionizer:
     def __call__(self, doc: Doc) -> Doc:
         """Set ``token._.cs_section``, ``doc._.cs_section_spans`` and mentions' ``cs_section``."""
         if self._sectionizer is None:
-            raise ValueError(
-                "cs_sections has no rules: initialize the pipeline or load it from disk"
-            )
+            raise ValueError("cs_sections has no rules: initialize the pipeline or load it from disk")
         started = time.perf_counter()
         spans: list[tuple[int, int, str]] = []
         if len(doc):

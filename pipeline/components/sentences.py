@@ -190,9 +190,7 @@ class ClinicalSentencizer:
             elif breaks == 1:
                 start = not self._soft_wrap(texts, idx, line_first, prev, i)
             else:
-                start, enumerated = self._inline_start(
-                    texts, spaces, trail, line_first, prev, i, enumerated, starts
-                )
+                start, enumerated = self._inline_start(texts, spaces, trail, line_first, prev, i, enumerated, starts)
             if breaks or prev < 0:
                 line_first = i
                 enumerated = self._enumeration_at(texts, spaces, i)
@@ -203,9 +201,7 @@ class ClinicalSentencizer:
         return starts
 
     # -- rules ---------------------------------------------------------------------------------
-    def _soft_wrap(
-        self, texts: list[str], idx: list[int], line_first: int, prev: int, i: int
-    ) -> bool:
+    def _soft_wrap(self, texts: list[str], idx: list[int], line_first: int, prev: int, i: int) -> bool:
         """True when the line break between ``prev`` and ``i`` is a wrap inside a sentence."""
         first_char = texts[i][0]
         if not first_char.islower() or texts[i] in BULLETS:
@@ -215,9 +211,7 @@ class ClinicalSentencizer:
             return False
         if idx[prev] + len(last) - idx[line_first] < self.soft_wrap_min_chars:
             return False
-        if self._heading_at(texts, i, need_colon=True) or self._heading_line(
-            texts, line_first, prev
-        ):
+        if self._heading_at(texts, i, need_colon=True) or self._heading_line(texts, line_first, prev):
             return False
         return not _all_caps(texts[line_first : prev + 1])
 
@@ -275,12 +269,7 @@ class ClinicalSentencizer:
             return False, enumerated
         if low in NUMBER_ABBREVIATIONS and first.isdigit():
             return False, enumerated
-        if (
-            len(word) == 1
-            and word.isalpha()
-            and word.isupper()
-            and (w == line_first or trail[w - 1])
-        ):
+        if len(word) == 1 and word.isalpha() and word.isupper() and (w == line_first or trail[w - 1]):
             return False, enumerated  # an initial: "J. Smith" (but not "38 °C.")
         if word.isdigit() and len(word) <= 2 and (w == line_first or starts[w]):
             return False, enumerated  # list number: "1. Sprain"
@@ -305,20 +294,12 @@ class ClinicalSentencizer:
         if options:
             for words in options:
                 end = i + len(words)
-                if (
-                    end < n
-                    and texts[end] == ":"
-                    and tuple(t.lower() for t in texts[i:end]) == words
-                ):
+                if end < n and texts[end] == ":" and tuple(t.lower() for t in texts[i:end]) == words:
                     return True
         # A generic ALL-CAPS label: "SUBJECTIVE:", "MEDICAL DECISION MAKING:".
         j = i
         letters = 0
-        while (
-            j < n
-            and j - i < 5
-            and ((texts[j].isalpha() and texts[j].isupper()) or texts[j] in ("/", "&"))
-        ):
+        while j < n and j - i < 5 and ((texts[j].isalpha() and texts[j].isupper()) or texts[j] in ("/", "&")):
             letters += len(texts[j]) if texts[j].isalpha() else 0
             j += 1
         return need_colon and j > i and j < n and texts[j] == ":" and letters >= 4
@@ -341,9 +322,7 @@ class ClinicalSentencizer:
             raise ValueError("cs_sentences has no rules to save: initialize it first")
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / SECTION_RULES_FILE).write_text(
-            dump_rules(self.section_rules.data), encoding="utf-8"
-        )
+        (folder / SECTION_RULES_FILE).write_text(dump_rules(self.section_rules.data), encoding="utf-8")
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "ClinicalSentencizer":
         """Read back what :meth:`to_disk` wrote.

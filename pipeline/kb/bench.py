@@ -66,9 +66,7 @@ def run(kb_dir: Path, repeats: int = REPEATS) -> dict[str, Any]:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise ArtefactError(f"benchmark of {kb_dir} failed: {last}")
     result: dict[str, Any] = json.loads(proc.stdout)
-    result["artefact_mb"] = round(
-        sum(p.stat().st_size for p in kb_dir.iterdir() if p.is_file()) / 2**20, 2
-    )
+    result["artefact_mb"] = round(sum(p.stat().st_size for p in kb_dir.iterdir() if p.is_file()) / 2**20, 2)
     return result
 
 

@@ -42,9 +42,7 @@ def register(registry: CommandRegistry) -> None:
     registry.group("codes", help="look up, search and complete codes in the knowledge base")
     registry.group("kb", help="build the code knowledge base")
 
-    p = registry.command(
-        "lookup", _lookup, help="show everything known about one code", group="codes"
-    )
+    p = registry.command("lookup", _lookup, help="show everything known about one code", group="codes")
     p.add_argument("code", help="a code as typed: S93.401A, s93401a, L1906, 99213")
     _common(p)
 
@@ -57,16 +55,12 @@ def register(registry: CommandRegistry) -> None:
     p = registry.command("stats", _stats, help="code counts and versions", group="codes")
     _common(p)
 
-    p = registry.command(
-        "complete", _complete, help="add a 7th character (with X placeholders)", group="codes"
-    )
+    p = registry.command("complete", _complete, help="add a 7th character (with X placeholders)", group="codes")
     p.add_argument("code", help="an ICD-10-CM code that needs a 7th character, e.g. T14.90")
     p.add_argument("--seventh", required=True, help="the 7th character, e.g. A")
     _common(p)
 
-    p = registry.command(
-        "build", _build, help="build the knowledge base from the reference data", group="kb"
-    )
+    p = registry.command("build", _build, help="build the knowledge base from the reference data", group="kb")
     p.add_argument(
         "--data-dir",
         type=Path,
@@ -76,8 +70,7 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument(
         "--no-data",
         action="store_true",
-        help="build ICD-10-CM from the tabular packaged with simple-icd-10-cm only "
-        "(no index, no HCPCS)",
+        help="build ICD-10-CM from the tabular packaged with simple-icd-10-cm only (no index, no HCPCS)",
     )
     p.add_argument(
         "--cpt-file",
@@ -85,17 +78,13 @@ def register(registry: CommandRegistry) -> None:
         default=None,
         help="licensed CPT file (code<TAB>descriptor); default: the project's starter lexicon",
     )
-    p.add_argument(
-        "--out", type=Path, default=None, help=f"artefact folder (default: {default_kb_dir()})"
-    )
+    p.add_argument("--out", type=Path, default=None, help=f"artefact folder (default: {default_kb_dir()})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument(
-        "--kb", type=Path, default=None, help=f"knowledge-base folder (default: {default_kb_dir()})"
-    )
+    parser.add_argument("--kb", type=Path, default=None, help=f"knowledge-base folder (default: {default_kb_dir()})")
 
 
 def _positive_int(text: str) -> int:
@@ -164,11 +153,7 @@ def describe(kb: KnowledgeBase, rec: CodeRecord) -> dict[str, Any]:
     owners: list[Any] = [rec, *ancestors, *(h for h in (block, chapter) if h is not None)]
     notes: dict[str, list[dict[str, str]]] = {}
     for kind in NOTE_KINDS:
-        found = [
-            {"from": _owner_label(owner), "note": note}
-            for owner in owners
-            for note in getattr(owner, kind)
-        ]
+        found = [{"from": _owner_label(owner), "note": note} for owner in owners for note in getattr(owner, kind)]
         if found:
             notes[kind] = found
     other = [n for n in (rec.meta.get("notes") or "").split("\n") if n]
@@ -272,8 +257,7 @@ def _search(args: argparse.Namespace) -> int:
     for hit in hits:
         mark = " " if hit.billable else "*"
         sys.stdout.write(
-            f"{hit.code:<9}{mark} {hit.system:<7} {hit.score:7.2f}  {hit.title}\n"
-            f"{'':19}{hit.source}: {hit.matched}\n"
+            f"{hit.code:<9}{mark} {hit.system:<7} {hit.score:7.2f}  {hit.title}\n{'':19}{hit.source}: {hit.matched}\n"
         )
     built = kb.search_build_seconds or 0.0
     sys.stdout.write(
@@ -293,8 +277,7 @@ def _stats(args: argparse.Namespace) -> int:
     for system in ("ICD10CM", "HCPCS", "CPT"):
         item = stats[system]
         sys.stdout.write(
-            f"{system:<8} {item['version']:<32} {item['codes']:>7,} codes  "
-            f"{item['billable']:>7,} billable\n"
+            f"{system:<8} {item['version']:<32} {item['codes']:>7,} codes  {item['billable']:>7,} billable\n"
         )
     index = stats.get("ICD10CM_INDEX")
     if index:
@@ -338,10 +321,7 @@ def _build(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     kb = KnowledgeBase.build(data_dir, cpt_file=args.cpt_file, progress=not args.no_progress)
     manifest = kb.save(out)
-    size = (
-        sum((out / rel).stat().st_size for rel in manifest.files)
-        + (out / "manifest.json").stat().st_size
-    )
+    size = sum((out / rel).stat().st_size for rel in manifest.files) + (out / "manifest.json").stat().st_size
     stats = kb.stats()
     icd, hcpcs, cpt = stats["ICD10CM"], stats["HCPCS"], stats["CPT"]
     index = stats.get("ICD10CM_INDEX", {})

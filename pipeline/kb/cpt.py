@@ -161,9 +161,7 @@ def read_cpt_file(path: Path) -> list[CodeRecord]:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataFileError(
-            f"{path}: no such file (the licensed CPT file the configuration points to)"
-        )
+        raise DataFileError(f"{path}: no such file (the licensed CPT file the configuration points to)")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -182,23 +180,14 @@ def read_cpt_file(path: Path) -> list[CodeRecord]:
         where = f"{path}, line {lineno}"
         fields = line.split("\t")
         first = fields[0].strip().upper()
-        if (
-            header_allowed
-            and not CPT_CODE_RE.match(first)
-            and not any(ch.isdigit() for ch in first)
-        ):
+        if header_allowed and not CPT_CODE_RE.match(first) and not any(ch.isdigit() for ch in first):
             header_allowed = False
             continue
         header_allowed = False
         if len(fields) != 2:
-            raise DataFileError(
-                f"{where}: expected 'code<TAB>descriptor', found {len(fields)} tab-separated fields"
-            )
+            raise DataFileError(f"{where}: expected 'code<TAB>descriptor', found {len(fields)} tab-separated fields")
         if not CPT_CODE_RE.match(first):
-            raise DataFileError(
-                f"{where}: {fields[0].strip()!r} is not a CPT code "
-                "(5 digits, or 4 digits and F/T/U/M)"
-            )
+            raise DataFileError(f"{where}: {fields[0].strip()!r} is not a CPT code (5 digits, or 4 digits and F/T/U/M)")
         descriptor = " ".join(fields[1].split())
         if not descriptor:
             raise DataFileError(f"{where}: code {first} has an empty descriptor")
@@ -322,18 +311,14 @@ def load_starter_entries(path: Path | None = None) -> list[StarterEntry]:
     doc = read_json_resource(STARTER_RESOURCE, STARTER_SCHEMA, "codes", path=path)
     version = doc.data.get("version")
     if version != STARTER_VERSION:
-        raise RuleFileError(
-            f"{doc.source}: version {version!r} does not match STARTER_VERSION {STARTER_VERSION!r}"
-        )
+        raise RuleFileError(f"{doc.source}: version {version!r} does not match STARTER_VERSION {STARTER_VERSION!r}")
     entries: list[StarterEntry] = []
     seen: dict[str, int] = {}
     for entry in doc.entries:
         item = _starter_entry(entry, entry.where(doc.source, "codes"))
         if item.code in seen:
             where = entry.where(doc.source, "codes")
-            raise RuleFileError(
-                f"{where}: code {item.code} already listed at line {seen[item.code]}"
-            )
+            raise RuleFileError(f"{where}: code {item.code} already listed at line {seen[item.code]}")
         seen[item.code] = entry.line
         entries.append(item)
     logger.debug("loaded %d starter CPT entries", len(entries))
@@ -364,9 +349,7 @@ def _starter_entry(entry: ResourceEntry, where: str) -> StarterEntry:
     title = text_value(value["title"], where, "title")
     category = text_value(value["category"], where, "category")
     if category not in STARTER_CATEGORIES:
-        raise RuleFileError(
-            f"{where}: category {category!r} is not one of {list(STARTER_CATEGORIES)}"
-        )
+        raise RuleFileError(f"{where}: category {category!r} is not one of {list(STARTER_CATEGORIES)}")
     phrases = phrase_list(value["phrases"], where, "phrases")
     features = _features(value.get("features", {}), where)
     add_on = value.get("add_on", False)
@@ -376,13 +359,9 @@ def _starter_entry(entry: ResourceEntry, where: str) -> StarterEntry:
     em = _em_level(value["em"], where) if "em" in value else None
     if category == "em":
         if em is None:
-            raise RuleFileError(
-                f"{where}: an 'em' code needs an 'em' block (setting, patient, mdm, minutes)"
-            )
+            raise RuleFileError(f"{where}: an 'em' code needs an 'em' block (setting, patient, mdm, minutes)")
         if phrases:
-            raise RuleFileError(
-                f"{where}: leveled E/M codes take no phrases (the level is computed); use 'cues'"
-            )
+            raise RuleFileError(f"{where}: leveled E/M codes take no phrases (the level is computed); use 'cues'")
     else:
         if em is not None:
             raise RuleFileError(f"{where}: only category 'em' takes an 'em' block")
@@ -396,9 +375,7 @@ def _features(value: Any, where: str) -> dict[str, str]:
         raise RuleFileError(f"{where}: 'features' must be an object")
     for key, feature in value.items():
         if key not in STARTER_FEATURES:
-            raise RuleFileError(
-                f"{where}: unknown feature {key!r} (known: {list(STARTER_FEATURES)})"
-            )
+            raise RuleFileError(f"{where}: unknown feature {key!r} (known: {list(STARTER_FEATURES)})")
         text = text_value(feature, where, f"features.{key}")
         if text != text.lower():
             raise RuleFileError(f"{where}: features.{key} {text!r} must be lower case")
@@ -422,12 +399,8 @@ def _em_level(value: Any, where: str) -> EmLevel:
         raise RuleFileError(f"{em_where}: patient {patient!r} is not one of {list(EM_PATIENTS)}")
     if mdm is not None and mdm not in EM_MDM_LEVELS:
         raise RuleFileError(f"{em_where}: mdm {mdm!r} is not one of {list(EM_MDM_LEVELS)} or null")
-    if minutes is not None and (
-        isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0
-    ):
-        raise RuleFileError(
-            f"{em_where}: minutes {minutes!r} must be a positive whole number or null"
-        )
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0):
+        raise RuleFileError(f"{em_where}: minutes {minutes!r} must be a positive whole number or null")
     age = value.get("age")
     if age is not None:
         age = text_value(age, em_where, "age")

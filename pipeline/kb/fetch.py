@@ -155,9 +155,7 @@ def load_data_sources(path: Path | None = None) -> list[DataFile]:
         raw_sources = value["sources"]
         if not isinstance(raw_sources, list):
             raise RuleFileError(f"{where}: 'sources' must be a list")
-        sources = tuple(
-            _download(item, f"{where} sources[{i}]", kind) for i, item in enumerate(raw_sources)
-        )
+        sources = tuple(_download(item, f"{where} sources[{i}]", kind) for i, item in enumerate(raw_sources))
         page = text_value(value["page"], where, "page") if "page" in value else None
         note = text_value(value["note"], where, "note") if "note" in value else None
         if dest in seen:
@@ -189,9 +187,7 @@ def _download(item: object, where: str, kind: str) -> Download:
         raise RuleFileError(f"{where}: expected an object with 'url'")
     unknown = sorted(set(item) - {"url", "member", "sha256"})
     if unknown or "url" not in item:
-        raise RuleFileError(
-            f"{where}: needs 'url' (and optional 'member', 'sha256'); unknown keys {unknown}"
-        )
+        raise RuleFileError(f"{where}: needs 'url' (and optional 'member', 'sha256'); unknown keys {unknown}")
     url = text_value(item["url"], where, "url")
     if not url.startswith(("https://", "http://", "file://")):
         raise RuleFileError(f"{where}: url {url!r} must start with https://, http:// or file://")
@@ -218,9 +214,7 @@ def tree_sha256(folder: Path) -> str:
     """
     folder = Path(folder)
     digest = hashlib.sha256()
-    listing = sorted(
-        (p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file()
-    )
+    listing = sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file())
     for relative, path in listing:
         digest.update(f"{relative}\t{sha256_file(path)}\n".encode())
     return digest.hexdigest()
@@ -238,9 +232,7 @@ def content_sha256(path: Path) -> str:
 class _Fetcher:
     """Downloads (each URL once per run), extracts, verifies and installs entries."""
 
-    def __init__(
-        self, out_dir: Path, fallback_dir: Path | None, timeout: float, link: bool, progress: bool
-    ):
+    def __init__(self, out_dir: Path, fallback_dir: Path | None, timeout: float, link: bool, progress: bool):
         self.out_dir = out_dir
         self.fallback_dir = fallback_dir
         self.timeout = timeout
@@ -295,9 +287,7 @@ class _Fetcher:
         part = target.with_suffix(".part")
         outcome: Path | str
         try:
-            request = urllib.request.Request(
-                url, headers={"User-Agent": f"codesuggest/{__version__}"}
-            )
+            request = urllib.request.Request(url, headers={"User-Agent": f"codesuggest/{__version__}"})
             with (
                 urllib.request.urlopen(request, timeout=self.timeout) as response,
                 open(part, "wb") as sink,
@@ -367,10 +357,7 @@ class _Fetcher:
             actual = content_sha256(part)
             if actual != item.sha256:
                 _remove(part)
-                return (
-                    f"{label}: sha256 {actual[:12]}... does not match "
-                    f"the expected {item.sha256[:12]}..."
-                )
+                return f"{label}: sha256 {actual[:12]}... does not match the expected {item.sha256[:12]}..."
         _install(part, dest)
         return None
 
@@ -380,17 +367,13 @@ def _chunks(response: BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
-def _progress(
-    chunks: Iterator[bytes], total: int | None, url: str, enabled: bool
-) -> Iterator[bytes]:
+def _progress(chunks: Iterator[bytes], total: int | None, url: str, enabled: bool) -> Iterator[bytes]:
     if not enabled:
         yield from chunks
         return
     from tqdm import tqdm
 
-    with tqdm(
-        total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1][:40], leave=False
-    ) as bar:
+    with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1][:40], leave=False) as bar:
         for chunk in chunks:
             bar.update(len(chunk))
             yield chunk
@@ -511,9 +494,7 @@ def fetch_data(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fetcher = _Fetcher(
-        out_dir, Path(fallback_dir) if fallback_dir else None, timeout, link, progress
-    )
+    fetcher = _Fetcher(out_dir, Path(fallback_dir) if fallback_dir else None, timeout, link, progress)
     try:
         results = [fetcher.fetch(item, force) for item in files]
     finally:
@@ -527,11 +508,7 @@ def format_summary(results: list[FetchResult]) -> str:
     """Return the results as a plain-text table (file, how, checksum, from where)."""
     rows = [("file", "how", "sha256", "from")]
     for result in results:
-        check = (
-            "verified"
-            if result.verified
-            else ("-" if result.status == STATUS_FAILED else "unknown")
-        )
+        check = "verified" if result.verified else ("-" if result.status == STATUS_FAILED else "unknown")
         if result.status == STATUS_FAILED:
             origin = "; ".join(result.problems)
         elif result.status in (STATUS_COPIED, STATUS_LINKED) and result.problems:
@@ -540,9 +517,7 @@ def format_summary(results: list[FetchResult]) -> str:
             origin = result.origin
         rows.append((result.dest, result.status, check, origin))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = [
-        f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in rows
-    ]
+    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in rows]
     lines.insert(1, "-" * (sum(widths) + 6 + max(len(row[3]) for row in rows)))
     return "\n".join(lines)
 
@@ -556,32 +531,21 @@ def register(registry: CommandRegistry) -> None:
     parser = registry.command(
         "fetch",
         _run_fetch,
-        help="Download the reference data from its official sources "
-        "(copy from a local folder when offline).",
+        help="Download the reference data from its official sources (copy from a local folder when offline).",
         group="data",
     )
     parser.add_argument("--out", type=Path, required=True, help="data folder to fill (e.g. data)")
-    parser.add_argument(
-        "--fallback", type=Path, default=None, help="folder to copy from when a download fails"
-    )
+    parser.add_argument("--fallback", type=Path, default=None, help="folder to copy from when a download fails")
     parser.add_argument(
         "--timeout",
         type=float,
         default=DEFAULT_TIMEOUT,
         help=f"seconds per connection (default {DEFAULT_TIMEOUT:g})",
     )
-    parser.add_argument(
-        "--sources", type=Path, default=None, help="sources file (default: the packaged list)"
-    )
-    parser.add_argument(
-        "--only", action="append", default=[], metavar="GLOB", help="fetch only matching paths"
-    )
-    parser.add_argument(
-        "--link", action="store_true", help="symlink fallback files instead of copying them"
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="fetch again even when a verified copy is present"
-    )
+    parser.add_argument("--sources", type=Path, default=None, help="sources file (default: the packaged list)")
+    parser.add_argument("--only", action="append", default=[], metavar="GLOB", help="fetch only matching paths")
+    parser.add_argument("--link", action="store_true", help="symlink fallback files instead of copying them")
+    parser.add_argument("--force", action="store_true", help="fetch again even when a verified copy is present")
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
@@ -591,9 +555,7 @@ def _run_fetch(args: argparse.Namespace) -> int:
         raise InputError(f"--fallback {args.fallback}: no such folder")
     files = load_data_sources(args.sources)
     if args.only:
-        files = [
-            f for f in files if any(fnmatch.fnmatchcase(f.dest, pattern) for pattern in args.only)
-        ]
+        files = [f for f in files if any(fnmatch.fnmatchcase(f.dest, pattern) for pattern in args.only)]
         if not files:
             raise InputError(f"--only {args.only} matches no entry of the sources file")
     results = fetch_data(

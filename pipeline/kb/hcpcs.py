@@ -200,25 +200,14 @@ def find_hcpcs_file(data_dir: Path) -> Path:
     """
     folder = Path(data_dir) / "hcpcs"
     if not folder.is_dir():
-        raise DataFileError(
-            f"{folder}: no such folder; expected the CMS HCPCS file there (run `make data`)"
-        )
-    zips = [
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() == ".zip" and "hcpcs" in p.name.lower()
-    ]
-    texts = [
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() == ".txt" and "anweb" in p.name.lower()
-    ]
+        raise DataFileError(f"{folder}: no such folder; expected the CMS HCPCS file there (run `make data`)")
+    zips = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".zip" and "hcpcs" in p.name.lower()]
+    texts = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".txt" and "anweb" in p.name.lower()]
     for group in (zips, texts):
         if group:
             return max(group, key=lambda p: (_year_in(p.name) or "", p.name))
     raise DataFileError(
-        f"{folder}: no CMS HCPCS file "
-        "(expected <year>-Alpha-Numeric-HCPCS-File.zip or HCPC<year>_ANWEB*.txt)"
+        f"{folder}: no CMS HCPCS file (expected <year>-Alpha-Numeric-HCPCS-File.zip or HCPC<year>_ANWEB*.txt)"
     )
 
 
@@ -233,9 +222,7 @@ def _pick_member(archive: zipfile.ZipFile, path: Path) -> str:
     if len(anweb) == 1:
         return anweb[0]
     if not anweb:
-        raise DataFileError(
-            f"{path}: no HCPC<year>_ANWEB*.txt fixed-width file inside the zip (members: {names})"
-        )
+        raise DataFileError(f"{path}: no HCPC<year>_ANWEB*.txt fixed-width file inside the zip (members: {names})")
     raise DataFileError(f"{path}: several fixed-width files inside the zip: {anweb}")
 
 
@@ -310,38 +297,28 @@ def _parse(text: str, source: str, version: str | None) -> HcpcsFile:
             started = True
         where = f"{source}, line {lineno}"
         if len(line) > RECORD_LENGTH:
-            raise DataFileError(
-                f"{where}: {len(line)} characters; records are at most {RECORD_LENGTH}"
-            )
+            raise DataFileError(f"{where}: {len(line)} characters; records are at most {RECORD_LENGTH}")
         if len(line) <= _RECORD_ID:
             raise DataFileError(f"{where}: too short for a record ({len(line)} characters)")
         sequence_text, record_id = line[_SEQUENCE], line[_RECORD_ID]
         if not sequence_text.isdigit():
-            raise DataFileError(
-                f"{where}: sequence number {sequence_text!r} (columns 6-10) is not numeric"
-            )
+            raise DataFileError(f"{where}: sequence number {sequence_text!r} (columns 6-10) is not numeric")
         if record_id not in _RECORD_IDS:
-            raise DataFileError(
-                f"{where}: record identification code {record_id!r} (column 11) is not 3, 4, 7 or 8"
-            )
+            raise DataFileError(f"{where}: record identification code {record_id!r} (column 11) is not 3, 4, 7 or 8")
         sequence = int(sequence_text)
         if record_id in (_CODE_FIRST, _MOD_FIRST):
             current = _first_line(line, where, record_id == _MOD_FIRST, lineno, sequence)
             key = (current.is_modifier, current.code)
             if key in seen:
                 kind = "modifier" if current.is_modifier else "code"
-                raise DataFileError(
-                    f"{where}: {kind} {current.code} already defined on line {seen[key]}"
-                )
+                raise DataFileError(f"{where}: {kind} {current.code} already defined on line {seen[key]}")
             seen[key] = lineno
             pending.append(current)
             continue
         is_modifier = record_id == _MOD_CONT
         code = _code_field(line, where, is_modifier)
         if current is None or current.code != code or current.is_modifier != is_modifier:
-            raise DataFileError(
-                f"{where}: continuation line of {code} does not follow its first line"
-            )
+            raise DataFileError(f"{where}: continuation line of {code} does not follow its first line")
         if sequence <= current.sequence:
             raise DataFileError(
                 f"{where}: sequence number {sequence_text} of {code} does not increase "
@@ -366,14 +343,10 @@ def _code_field(line: str, where: str, is_modifier: bool) -> str:
     if is_modifier:
         code = field_text.strip()
         if field_text[:3].strip() or not _MODIFIER_RE.match(code):
-            raise DataFileError(
-                f"{where}: {field_text!r} is not a modifier (two characters in columns 4-5)"
-            )
+            raise DataFileError(f"{where}: {field_text!r} is not a modifier (two characters in columns 4-5)")
         return code
     if not _HCPCS_CODE_RE.match(field_text):
-        raise DataFileError(
-            f"{where}: {field_text!r} is not a HCPCS Level II code (letter A-V and four digits)"
-        )
+        raise DataFileError(f"{where}: {field_text!r} is not a HCPCS Level II code (letter A-V and four digits)")
     return field_text
 
 
@@ -387,8 +360,7 @@ def _date_field(line: str, part: slice, where: str, label: str) -> _dt.date | No
         return _dt.date(int(value[:4]), int(value[4:6]), int(value[6:]))
     except ValueError as exc:
         raise DataFileError(
-            f"{where}: {label} {value!r} (columns {part.start + 1}-{part.stop}) "
-            "is not a YYYYMMDD date"
+            f"{where}: {label} {value!r} (columns {part.start + 1}-{part.stop}) is not a YYYYMMDD date"
         ) from exc
 
 
@@ -396,8 +368,7 @@ def _first_line(line: str, where: str, is_modifier: bool, lineno: int, sequence:
     code = _code_field(line, where, is_modifier)
     if len(line) < _FIRST_LINE_MIN:
         raise DataFileError(
-            f"{where}: first line of {code} has {len(line)} characters; "
-            f"the record layout needs {_FIRST_LINE_MIN}"
+            f"{where}: first line of {code} has {len(line)} characters; the record layout needs {_FIRST_LINE_MIN}"
         )
     long_text = line[_LONG].strip()
     if not long_text:
@@ -429,9 +400,7 @@ def _first_line(line: str, where: str, is_modifier: bool, lineno: int, sequence:
     cross = " ".join(line[_CROSS_REFERENCE].split())
     if cross:
         meta["cross_reference"] = cross
-    return _Pending(
-        code, is_modifier, lineno, sequence, [long_text], meta["short_title"], meta, termination
-    )
+    return _Pending(code, is_modifier, lineno, sequence, [long_text], meta["short_title"], meta, termination)
 
 
 def _build(pending: list[_Pending], source: str, version: str) -> HcpcsFile:
@@ -557,26 +526,20 @@ def load_hcpcs_synonyms(path: Path | None = None) -> list[HcpcsSynonym]:
             raise RuleFileError(f"{where}: {code!r} is not a HCPCS Level II code")
         category = text_value(value["category"], where, "category")
         if category not in SYNONYM_CATEGORIES:
-            raise RuleFileError(
-                f"{where}: category {category!r} is not one of {list(SYNONYM_CATEGORIES)}"
-            )
+            raise RuleFileError(f"{where}: category {category!r} is not one of {list(SYNONYM_CATEGORIES)}")
         phrases = phrase_list(value["phrases"], where, "phrases", allow_empty=False)
         features = value["features"]
         if not isinstance(features, dict):
             raise RuleFileError(f"{where}: 'features' must be an object")
         for key, feature in features.items():
             if key not in SYNONYM_FEATURES:
-                raise RuleFileError(
-                    f"{where}: unknown feature {key!r} (known: {list(SYNONYM_FEATURES)})"
-                )
+                raise RuleFileError(f"{where}: unknown feature {key!r} (known: {list(SYNONYM_FEATURES)})")
             text = text_value(feature, where, f"features.{key}")
             if text != text.lower():
                 raise RuleFileError(f"{where}: features.{key} {text!r} must be lower case")
         if code in seen:
             raise RuleFileError(f"{where}: {code} already listed at line {seen[code]}")
         seen[code] = entry.line
-        result.append(
-            HcpcsSynonym(code=code, category=category, phrases=phrases, features=dict(features))
-        )
+        result.append(HcpcsSynonym(code=code, category=category, phrases=phrases, features=dict(features)))
     logger.debug("loaded %d HCPCS synonym entries", len(result))
     return result

@@ -111,9 +111,7 @@ class TabularNode:
         Returns:
             ``[code, kind, title, parent, chapter, block, {notes...}]``, empty notes left out.
         """
-        extra: dict[str, Any] = {
-            name: list(getattr(self, name)) for name in NOTE_FIELDS if getattr(self, name)
-        }
+        extra: dict[str, Any] = {name: list(getattr(self, name)) for name in NOTE_FIELDS if getattr(self, name)}
         if self.seventh_def is not None:
             extra["seventh_def"] = self.seventh_def
         if self.seventh_note:
@@ -135,9 +133,7 @@ class TabularNode:
             DataFileError: the row is not a node, naming ``where``.
         """
         if not isinstance(row, list) or len(row) != 7 or not isinstance(row[6], dict):
-            raise DataFileError(
-                f"{where}: expected [code, kind, title, parent, chapter, block, notes]"
-            )
+            raise DataFileError(f"{where}: expected [code, kind, title, parent, chapter, block, notes]")
         code, kind, title, parent, chapter, block, extra = row
         if not isinstance(code, str) or kind not in _KINDS or not isinstance(title, str):
             raise DataFileError(f"{where}: bad code/kind/title {row[:3]!r}")
@@ -149,8 +145,7 @@ class TabularNode:
                 setattr(node, name, tuple(values))
             elif name == "seventh_def":
                 if not isinstance(values, dict) or not all(
-                    isinstance(k, str) and len(k) == 1 and isinstance(v, str)
-                    for k, v in values.items()
+                    isinstance(k, str) and len(k) == 1 and isinstance(v, str) for k, v in values.items()
                 ):
                     raise DataFileError(f"{where}: seventh_def must map one character to a meaning")
                 node.seventh_def = dict(values)
@@ -246,9 +241,7 @@ def packaged_tabular_path() -> Path:
     try:
         ref = resources.files(PACKAGE_TABULAR[0]).joinpath(*PACKAGE_TABULAR[1:])
     except ModuleNotFoundError as exc:
-        raise DataFileError(
-            "simple-icd-10-cm is not installed; cannot find the packaged tabular XML"
-        ) from exc
+        raise DataFileError("simple-icd-10-cm is not installed; cannot find the packaged tabular XML") from exc
     path = Path(str(ref))
     if not path.is_file():
         raise DataFileError(f"{path}: packaged tabular XML is missing")
@@ -293,9 +286,7 @@ def read_tabular(path: Path | None = None) -> Tabular:
         raise DataFileError(f"{path}: root element is <{root.tag}>, expected <ICD10CM.tabular>")
     fiscal_year = (root.findtext("version") or "").strip()
     match = _RELEASE_RE.search(path.name)
-    release = (
-        f"{match.group(1).capitalize()} {int(match.group(2))}, {match.group(3)}" if match else ""
-    )
+    release = f"{match.group(1).capitalize()} {int(match.group(2))}, {match.group(3)}" if match else ""
     nodes: list[TabularNode] = []
     seen: set[str] = set()
     for chapter in root.iter("chapter"):
@@ -353,11 +344,7 @@ def _walk(
     if code in seen:
         raise DataFileError(f"{path}: code {code} appears twice")
     seen.add(code)
-    out.append(
-        _node(
-            elem, code, "code", (elem.findtext("desc") or "").strip(), parent, chapter, block, path
-        )
-    )
+    out.append(_node(elem, code, "code", (elem.findtext("desc") or "").strip(), parent, chapter, block, path))
     for child in elem.findall("diag"):
         _walk(child, code, chapter, block, out, seen, path)
 
@@ -372,9 +359,7 @@ def _node(
     block: str | None,
     path: Path,
 ) -> TabularNode:
-    node = TabularNode(
-        code=code, kind=kind, title=title, parent=parent, chapter=chapter, block=block
-    )
+    node = TabularNode(code=code, kind=kind, title=title, parent=parent, chapter=chapter, block=block)
     for tag, name in NOTE_TAGS.items():
         notes = [_clean(n.text) for sub in elem.findall(tag) for n in sub.findall("note")]
         setattr(node, name, tuple(n for n in notes if n))
@@ -478,9 +463,7 @@ def parse_seventh_rules(node: TabularNode) -> list[SeventhRule]:
         excluded = frozenset(re.findall(r"\b([A-Z])\b", match.group("chars").upper()))
         values = frozenset(re.findall(r"\b(\w)\s*-", match.group("rest")))
         if excluded and values:
-            rules.append(
-                SeventhRule(node.code, int(match.group("pos")) - 1, values, excluded, note)
-            )
+            rules.append(SeventhRule(node.code, int(match.group("pos")) - 1, values, excluded, note))
     return rules
 
 
@@ -507,9 +490,7 @@ def build_records(tabular: Tabular) -> tuple[list[CodeRecord], dict[str, Tabular
     inherited: dict[str, dict[str, str] | None] = {}
     for node in codes:
         seventh = (
-            node.seventh_def
-            if node.seventh_def is not None
-            else (inherited.get(node.parent) if node.parent else None)
+            node.seventh_def if node.seventh_def is not None else (inherited.get(node.parent) if node.parent else None)
         )
         inherited[node.code] = seventh
         leaf = node.code not in has_children

@@ -283,13 +283,9 @@ class AlphabeticIndex:
             raise DataFileError(f"{source}: nodes must be a list")
         nodes = [IndexNode.from_list(row, f"{source}: nodes[{i}]") for i, row in enumerate(rows)]
         for i, node in enumerate(nodes):
-            if node.parent >= i or (
-                node.see_target is not None and not 0 <= node.see_target < len(nodes)
-            ):
+            if node.parent >= i or (node.see_target is not None and not 0 <= node.see_target < len(nodes)):
                 raise DataFileError(f"{source}: nodes[{i}]: parent or reference out of range")
-        return cls(
-            nodes=nodes, versions=dict(data.get("versions", {})), files=dict(data.get("files", {}))
-        )
+        return cls(nodes=nodes, versions=dict(data.get("versions", {})), files=dict(data.get("files", {})))
 
 
 class _ReferenceFinder:
@@ -501,9 +497,7 @@ def _xml_term(
     if title_elem is None:
         title_elem = elem.find("diff")
     if title_elem is None:
-        raise DataFileError(
-            f"{path}: a term under {' > '.join(trail) or 'a letter'} has no <title>"
-        )
+        raise DataFileError(f"{path}: a term under {' > '.join(trail) or 'a letter'} has no <title>")
     title, nonessential = _xml_title(title_elem)
     if not title:
         raise DataFileError(f"{path}: an empty <title> under {' > '.join(trail) or 'a letter'}")
@@ -601,9 +595,7 @@ def read_index_csv(path: Path, source: str) -> tuple[list[IndexNode], str]:
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
-        table_columns = {
-            k: v for k, v in {**NEOPLASM_CSV_COLUMNS, **DRUG_CSV_COLUMNS}.items() if k in header
-        }
+        table_columns = {k: v for k, v in {**NEOPLASM_CSV_COLUMNS, **DRUG_CSV_COLUMNS}.items() if k in header}
         required = {"Level", "Term"} | ({"Code"} if not table_columns else set())
         if not required <= set(header):
             raise DataFileError(f"{path}: line 1: header lacks {sorted(required - set(header))}")
@@ -673,9 +665,7 @@ def find_index_files(data_dir: Path) -> dict[str, Path]:
     csvs = sorted(folder.rglob("*.csv"))
 
     def pick(xml_test: Any, csv_test: Any) -> Path | None:
-        found = [p for p in xml if xml_test(p.name.lower())] or [
-            p for p in csvs if csv_test(p.name.lower())
-        ]
+        found = [p for p in xml if xml_test(p.name.lower())] or [p for p in csvs if csv_test(p.name.lower())]
         return found[-1] if found else None
 
     chosen = {
@@ -729,9 +719,7 @@ def read_alphabetic_index(files: dict[str, Path]) -> AlphabeticIndex:
             nodes, version = read_index_file(files[source], source)
             index.add(source, nodes, version, Path(files[source]).name)
     counts = index.resolve_references()
-    logger.info(
-        "index references: %d resolved, %d unresolved", counts["resolved"], counts["unresolved"]
-    )
+    logger.info("index references: %d resolved, %d unresolved", counts["resolved"], counts["unresolved"])
     return index
 
 

@@ -139,10 +139,7 @@ def read_json_resource(
     lines = _list_entry_lines(text, list_key)
     if len(lines) != len(items):  # cannot happen for valid JSON; guard the line lookup anyway
         lines = [0] * len(items)
-    entries = tuple(
-        ResourceEntry(i, line, item)
-        for i, (line, item) in enumerate(zip(lines, items, strict=True))
-    )
+    entries = tuple(ResourceEntry(i, line, item) for i, (line, item) in enumerate(zip(lines, items, strict=True)))
     return JsonResource(source=source, data=data, entries=entries)
 
 
@@ -188,9 +185,7 @@ def _list_entry_lines(text: str, list_key: str) -> list[int]:
             pos += 1
 
 
-def check_keys(
-    entry: ResourceEntry, where: str, required: set[str], optional: Iterable[str] = ()
-) -> dict[str, Any]:
+def check_keys(entry: ResourceEntry, where: str, required: set[str], optional: Iterable[str] = ()) -> dict[str, Any]:
     """Check that an entry is an object with the required keys and nothing unknown.
 
     Args:

@@ -103,9 +103,7 @@ def normalize_words(text: str) -> list[str]:
         The keys in order (repeats kept).
     """
     if not text.isascii():
-        text = "".join(
-            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
-        )
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     out: list[str] = []
     for word in _WORD.findall(text.lower()):
         keys = _WORD_KEYS.get(word)
@@ -168,9 +166,7 @@ class SearchIndex:
         self.sevenths = sevenths
         self.get_code = get_code
         system_ids = {s: i for i, s in enumerate(SYSTEMS)}
-        code_system = np.fromiter(
-            (system_ids[r.system] for r in records), dtype=np.int8, count=len(records)
-        )
+        code_system = np.fromiter((system_ids[r.system] for r in records), dtype=np.int8, count=len(records))
         self._doc_system = code_system[doc_code]
         self._system_ids = system_ids
 
@@ -216,8 +212,7 @@ class SearchIndex:
                 parent = position.get(rec.parent or "")
                 if parent is not None and parent not in sevenths:
                     sevenths[parent] = [
-                        (k, meanings.setdefault(v, frozenset(normalize_words(v))))
-                        for k, v in rec.seventh.items()
+                        (k, meanings.setdefault(v, frozenset(normalize_words(v)))) for k, v in rec.seventh.items()
                     ]
                 continue
             pos = position[rec.code] = len(records)
@@ -236,12 +231,8 @@ class SearchIndex:
             source = SOURCES.index(entry.source) if entry.source in SOURCES else 2
             add(position[entry.code], source, text)
         texts_of.clear()
-        postings = _postings(
-            np.frombuffer(token_ids, dtype=np.int32), np.frombuffer(lengths, dtype=np.int32), vocab
-        )
-        logger.debug(
-            "search index: %d codes, %d documents, %d keys", len(records), len(doc_text), len(vocab)
-        )
+        postings = _postings(np.frombuffer(token_ids, dtype=np.int32), np.frombuffer(lengths, dtype=np.int32), vocab)
+        logger.debug("search index: %d codes, %d documents, %d keys", len(records), len(doc_text), len(vocab))
         return cls(
             records,
             np.frombuffer(doc_code, dtype=np.int32).copy(),
@@ -291,11 +282,7 @@ class SearchIndex:
         final = np.where(coverage >= 1.0, final * FULL_COVERAGE_BOOST, final)
         # Best document per code: look at enough documents to fill the page after merging.
         keep = min(candidates.size, max(limit * 20, 200))
-        top = (
-            np.argpartition(-final, keep - 1)[:keep]
-            if keep < candidates.size
-            else np.arange(candidates.size)
-        )
+        top = np.argpartition(-final, keep - 1)[:keep] if keep < candidates.size else np.arange(candidates.size)
         best: dict[int, tuple[float, int]] = {}
         for i in top[np.argsort(-final[top], kind="stable")]:
             doc_id = int(candidates[i])
@@ -360,12 +347,7 @@ class SearchIndex:
 
     def _code_query(self, text: str, system: System | None) -> SearchHit | None:
         stripped = text.strip()
-        if (
-            self.get_code is None
-            or not stripped
-            or " " in stripped
-            or not any(c.isdigit() for c in stripped)
-        ):
+        if self.get_code is None or not stripped or " " in stripped or not any(c.isdigit() for c in stripped):
             return None
         rec = self.get_code(stripped, system)
         if rec is None:

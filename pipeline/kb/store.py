@@ -249,10 +249,7 @@ class KnowledgeBase:
         for system in SYSTEMS:
             for rec in self._records[system]:
                 if rec.code in self._by_code:
-                    raise DataFileError(
-                        f"code {rec.code} appears twice "
-                        f"({self._by_code[rec.code].system}, {system})"
-                    )
+                    raise DataFileError(f"code {rec.code} appears twice ({self._by_code[rec.code].system}, {system})")
                 self._by_code[rec.code] = rec
         self._children: dict[str, list[CodeRecord]] = {}
         for rec in icd:
@@ -270,9 +267,7 @@ class KnowledgeBase:
 
     # -- building, saving, loading ----------------------------------------------------------
     @classmethod
-    def build(
-        cls, data_dir: Path | None, cpt_file: Path | None = None, progress: bool = False
-    ) -> KnowledgeBase:
+    def build(cls, data_dir: Path | None, cpt_file: Path | None = None, progress: bool = False) -> KnowledgeBase:
         """Build the knowledge base from the reference data.
 
         Args:
@@ -298,16 +293,11 @@ class KnowledgeBase:
         state: dict[str, Any] = {"sources": [], "index": None, "hcpcs": [], "hcpcs_modifiers": []}
         versions: dict[str, str] = {}
         if data_dir is None:
-            logger.warning(
-                "no data dir: building ICD-10-CM from the packaged tabular only "
-                "(no index, no HCPCS)"
-            )
+            logger.warning("no data dir: building ICD-10-CM from the packaged tabular only (no index, no HCPCS)")
         else:
             data_dir = Path(data_dir)
             if not data_dir.is_dir():
-                raise DataFileError(
-                    f"{data_dir}: no such data folder (run `make data` or pass --data-dir)"
-                )
+                raise DataFileError(f"{data_dir}: no such data folder (run `make data` or pass --data-dir)")
 
         def tabular_step() -> None:
             found = find_tabular_file(data_dir) if data_dir is not None else None
@@ -320,9 +310,7 @@ class KnowledgeBase:
             assert data_dir is not None
             files = find_index_files(data_dir)
             if "index" not in files:
-                raise DataFileError(
-                    f"{data_dir / 'icd10cm'}: no Alphabetic Index (CDC XML or flattened CSV)"
-                )
+                raise DataFileError(f"{data_dir / 'icd10cm'}: no Alphabetic Index (CDC XML or flattened CSV)")
             state["index"] = read_alphabetic_index(files)
             years = sorted(set(state["index"].versions.values()))
             versions["ICD10CM_INDEX"] = "/".join(f"FY{y}" for y in years if y)
@@ -354,9 +342,7 @@ class KnowledgeBase:
                     "role": "CPT (licensed)",
                 }
                 state["sources"].append(ref)
-                logger.warning(
-                    "the KB contains licensed CPT descriptors: do not commit or share it"
-                )
+                logger.warning("the KB contains licensed CPT descriptors: do not commit or share it")
             else:
                 state["cpt"] = cpt_module.load_starter_lexicon()
                 versions["CPT"] = f"starter {cpt_module.STARTER_VERSION}"
@@ -437,11 +423,7 @@ class KnowledgeBase:
             kind=KB_KIND,
             code_sets=dict(self.versions),
             training_data=list(self.sources),
-            params={
-                "cpt_source": "licensed"
-                if self.versions.get("CPT", "").startswith("licensed")
-                else "starter"
-            },
+            params={"cpt_source": "licensed" if self.versions.get("CPT", "").startswith("licensed") else "starter"},
             libraries=_library_versions(),
             extra={"counts": self.stats()},
         )
@@ -465,10 +447,7 @@ class KnowledgeBase:
         """
         folder = Path(folder)
         if not (folder / "manifest.json").is_file():
-            raise ArtefactError(
-                f"{folder}: no knowledge base here; "
-                "build it with `make kb` or `codesuggest kb build`"
-            )
+            raise ArtefactError(f"{folder}: no knowledge base here; build it with `make kb` or `codesuggest kb build`")
         started = time.perf_counter()
         manifest = verify_manifest(folder, kind=KB_KIND)
         # About 400,000 small acyclic objects are created below; the cyclic garbage collector
@@ -488,15 +467,10 @@ class KnowledgeBase:
             systems: dict[str, list[CodeRecord]] = {}
             for system, name in (("HCPCS", HCPCS_FILE), ("CPT", CPT_FILE)):
                 data = _read_gz_json(folder / name)
-                if (
-                    not isinstance(data, dict)
-                    or data.get("schema") != RECORDS_SCHEMA
-                    or data.get("system") != system
-                ):
+                if not isinstance(data, dict) or data.get("schema") != RECORDS_SCHEMA or data.get("system") != system:
                     raise DataFileError(f"{name}: expected schema {RECORDS_SCHEMA!r} for {system}")
                 systems[system] = [
-                    record_from_dict(r, f"{name}: records[{i}]")
-                    for i, r in enumerate(data.get("records", []))
+                    record_from_dict(r, f"{name}: records[{i}]") for i, r in enumerate(data.get("records", []))
                 ]
             data = _read_gz_json(folder / MODIFIERS_FILE)
             if not isinstance(data, dict) or data.get("schema") != MODIFIERS_SCHEMA:
@@ -728,8 +702,7 @@ class KnowledgeBase:
                 rec = self.lookup(code, "ICD10CM")
         if rec.seventh is None:
             raise InvalidSeventhCharacterError(
-                f"{rec.code} takes no 7th character "
-                f"(its category {_category(rec.code)} has no 7th-character rule)"
+                f"{rec.code} takes no 7th character (its category {_category(rec.code)} has no 7th-character rule)"
             )
         if rec.billable:
             raise InvalidSeventhCharacterError(f"{rec.code} already has its 7th character")
@@ -737,8 +710,7 @@ class KnowledgeBase:
         if any(k.code != place_seventh(rec.code, k.code[-1]) for k in kids):
             shown = ", ".join(k.code for k in kids[:8]) + (", ..." if len(kids) > 8 else "")
             raise InvalidSeventhCharacterError(
-                f"{rec.code} is not a leaf; choose one of its codes first ({shown}), "
-                "then add the 7th character"
+                f"{rec.code} is not a leaf; choose one of its codes first ({shown}), then add the 7th character"
             )
         if char not in rec.seventh:
             allowed = ", ".join(f"{k} ({v})" for k, v in rec.seventh.items())
@@ -770,9 +742,7 @@ class KnowledgeBase:
             chain.append(f"chapter:{rec.chapter}")
         return chain
 
-    def _note_between(
-        self, table: dict[str, list[NoteReference]], a: str, b: str
-    ) -> NoteReference | None:
+    def _note_between(self, table: dict[str, list[NoteReference]], a: str, b: str) -> NoteReference | None:
         rec_a = self.lookup(a, "ICD10CM")
         rec_b = self.lookup(b, "ICD10CM")
         if rec_a.code == rec_b.code:

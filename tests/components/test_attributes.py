@@ -115,9 +115,7 @@ def test_attributes_episode(nlp: Language, text: str, phrase: str, expected: str
 
 
 def test_attributes_episode_not_set_on_procedures(nlp: Language) -> None:
-    assert (
-        _attribute(nlp, "Follow-up x-ray of the ankle.", "x-ray", "procedure", "cs_episode") is None
-    )
+    assert _attribute(nlp, "Follow-up x-ray of the ankle.", "x-ray", "procedure", "cs_episode") is None
 
 
 @pytest.mark.parametrize(
@@ -190,9 +188,7 @@ def test_attributes_complete_series(nlp: Language) -> None:
         ("Follow-up of radius fracture.\nX-ray shows routine healing.", "healing", "routine"),
     ],
 )
-def test_attributes_fracture_details(
-    nlp: Language, text: str, name: str, expected: str | None
-) -> None:
+def test_attributes_fracture_details(nlp: Language, text: str, name: str, expected: str | None) -> None:
     assert _attribute(nlp, text, "fracture", "diagnosis", f"attributes.{name}") == expected
 
 
@@ -223,8 +219,7 @@ def test_attributes_fracture_details_only_on_fractures(nlp: Language) -> None:
             },
         ),
         (
-            "Seen in the ED. 30 minutes were spent on counseling. "
-            "Read the x-ray taken at the urgent care.",
+            "Seen in the ED. 30 minutes were spent on counseling. Read the x-ray taken at the urgent care.",
             {
                 "new_patient": None,
                 "total_minutes": 30,
@@ -272,9 +267,7 @@ def test_attributes_encounter_episode_and_healing(nlp: Language) -> None:
         ("HPI: knee pain", "knee pain", set()),
     ],
 )
-def test_attributes_section_assertions(
-    nlp: Language, text: str, phrase: str, expected: set[str]
-) -> None:
+def test_attributes_section_assertions(nlp: Language, text: str, phrase: str, expected: set[str]) -> None:
     doc = annotate(nlp, text, [(phrase, "diagnosis")])
     mention = doc.spans[MENTIONS][0]
     assert {name for name, value in assertions_of(mention).items() if value} == expected
@@ -302,10 +295,7 @@ def test_attributes_round_trip_to_disk(nlp: Language, tmp_path: Path) -> None:
     nlp.to_disk(tmp_path / "pipe")
     loaded = spacy.load(tmp_path / "pipe")
     assert (tmp_path / "pipe" / "cs_attributes" / "attribute_rules.json").is_file()
-    text = (
-        "New patient. Acute sprain of R ankle, initial encounter. "
-        "X-ray ankle 3 views. Displaced fracture."
-    )
+    text = "New patient. Acute sprain of R ankle, initial encounter. X-ray ankle 3 views. Displaced fracture."
     mentions = [
         ("sprain of R ankle", "diagnosis"),
         ("x-ray", "procedure"),

@@ -262,14 +262,10 @@ GOOD = {"literal": "denies", "category": "NEGATED_EXISTENCE", "direction": "FORW
         ({**GOOD, "literal": "no", "pattern": [{"LOWER": {"IN": "no"}}]}, "bad token pattern"),
     ],
 )
-def test_context_bad_rule_is_rejected_with_file_line_and_index(
-    tmp_path: Path, bad_rule: dict, message: str
-) -> None:
+def test_context_bad_rule_is_rejected_with_file_line_and_index(tmp_path: Path, bad_rule: dict, message: str) -> None:
     path = _rules_file(tmp_path, [GOOD, bad_rule])
     component: Any = spacy.blank("en").add_pipe("cs_context")
-    with pytest.raises(
-        RuleFileError, match=rf"context_rules\.json: line 5: context_rules\[1\]: .*{message}"
-    ):
+    with pytest.raises(RuleFileError, match=rf"context_rules\.json: line 5: context_rules\[1\]: .*{message}"):
         component.initialize(rules_path=str(path))
 
 

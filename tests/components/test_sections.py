@@ -161,14 +161,10 @@ def _write(tmp_path: Path, rules: list[dict]) -> Path:
         ({"category": "hpi", "literal": "x", "parents": ["nowhere"]}, "unknown parent category"),
     ],
 )
-def test_sections_bad_rule_is_rejected_with_file_line_and_index(
-    tmp_path: Path, bad_rule: dict, message: str
-) -> None:
+def test_sections_bad_rule_is_rejected_with_file_line_and_index(tmp_path: Path, bad_rule: dict, message: str) -> None:
     path = _write(tmp_path, [{"category": "plan", "literal": "plan"}, bad_rule])
     component: Any = spacy.blank("en").add_pipe("cs_sections")
-    with pytest.raises(
-        RuleFileError, match=rf"section_rules\.json: line 5: section_rules\[1\]: {message}"
-    ):
+    with pytest.raises(RuleFileError, match=rf"section_rules\.json: line 5: section_rules\[1\]: {message}"):
         component.initialize(rules_path=str(path))
 
 

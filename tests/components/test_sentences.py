@@ -71,8 +71,7 @@ def _sentences(nlp: Language, text: str) -> list[str]:
         ),
         # a soft wrap inside a long sentence joins the lines
         (
-            "The patient was admitted to the hospital with a long history of\n"
-            "severe pain. She was treated.",
+            "The patient was admitted to the hospital with a long history of\nsevere pain. She was treated.",
             [
                 "The patient was admitted to the hospital with a long history of\nsevere pain.",
                 "She was treated.",
@@ -162,13 +161,9 @@ def test_sentences_headings_come_from_the_rule_file(tmp_path: Path) -> None:
 
 def test_sentences_bad_rule_file_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "rules.json"
-    path.write_text(
-        '{"schema": "codesuggest.section-rules/1", "section_rules": [{"literal": "x"}]}', "utf-8"
-    )
+    path.write_text('{"schema": "codesuggest.section-rules/1", "section_rules": [{"literal": "x"}]}', "utf-8")
     pipeline = spacy.blank("en")
     pipeline.add_pipe("cs_sentences")
-    with pytest.raises(
-        RuleFileError, match=r"rules\.json: line 1: section_rules\[0\]: unknown category"
-    ):
+    with pytest.raises(RuleFileError, match=r"rules\.json: line 1: section_rules\[0\]: unknown category"):
         component: Any = pipeline.get_pipe("cs_sentences")
         component.initialize(nlp=pipeline, rules_path=str(path))

@@ -36,8 +36,7 @@ def _split(tmp_path: Path, name: str = "dev") -> Path:
     (texts / "doc-2.txt").write_bytes("Naïve patient — café worker.\n".encode())
     (texts / "doc-3.txt").write_bytes(b"A case with no codes.\n")
     (folder / f"{name}D.tsv").write_text(
-        "doc-1\te11.9\ndoc-1\tr52\ndoc-1\tw19.xxx\ndoc-1\te11\ndoc-1\tr52\n"
-        "doc-2\tn18.30\ndoc-9\te11.9\n",
+        "doc-1\te11.9\ndoc-1\tr52\ndoc-1\tw19.xxx\ndoc-1\te11\ndoc-1\tr52\ndoc-2\tn18.30\ndoc-9\te11.9\n",
         encoding="utf-8",
     )
     (folder / f"{name}P.tsv").write_text("doc-1\tbt41zzz\ndoc-2\t0tcb\n", encoding="utf-8")
@@ -48,9 +47,7 @@ def test_codiesp_imports_fixture_folder(tmp_path: Path) -> None:
     notes, report = import_codiesp(_split(tmp_path), checker=CodeListChecker(CODE_LIST))
     assert [n.id for n in notes] == ["doc-1", "doc-2", "doc-3"]
     doc1, doc2, doc3 = notes
-    assert (
-        doc1.text == "Diabetic with pain.\r\nFell at home.\n"
-    )  # exact bytes, no newline translation
+    assert doc1.text == "Diabetic with pain.\r\nFell at home.\n"  # exact bytes, no newline translation
     assert doc2.text == "Naïve patient — café worker.\n"
     assert doc1.codes == [
         CorpusCode("ICD10CM", "E11.9"),
@@ -168,14 +165,9 @@ def corpus_cli(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("corpus_cli")
-def test_codiesp_cli_import_json_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_codiesp_cli_import_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "dev.jsonl"
-    assert (
-        cli.main(["corpus", "import-codiesp", str(_split(tmp_path)), "--out", str(out), "--json"])
-        == 0
-    )
+    assert cli.main(["corpus", "import-codiesp", str(_split(tmp_path)), "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["notes"] == 3
     assert summary["codes_per_system"] == {"ICD10CM": 5, "ICD10PCS": 2}
@@ -186,9 +178,7 @@ def test_codiesp_cli_import_json_summary(
 
 
 @pytest.mark.usefixtures("corpus_cli")
-def test_codiesp_cli_bad_folder_exits_2_with_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_codiesp_cli_bad_folder_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(
         [
             "corpus",
@@ -206,9 +196,7 @@ def test_codiesp_cli_bad_folder_exits_2_with_one_line(
 
 
 def _tsv_counts(tsv: Path) -> tuple[int, set[str]]:
-    rows = [
-        line.split("\t") for line in tsv.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+    rows = [line.split("\t") for line in tsv.read_text(encoding="utf-8").splitlines() if line.strip()]
     return len(rows), {r[0] for r in rows}
 
 
@@ -230,9 +218,7 @@ def test_codiesp_real_dev_split_matches_tsv(data_dir: Path, tmp_path: Path) -> N
     assert all(set(n.meta.get("unknown_codes", [])) <= set(n.codes_of("ICD10CM")) for n in notes)
     # Texts are the files' exact UTF-8 content.
     sample = notes[0]
-    assert sample.text == (folder / "text_files_en" / f"{sample.id}.txt").read_bytes().decode(
-        "utf-8"
-    )
+    assert sample.text == (folder / "text_files_en" / f"{sample.id}.txt").read_bytes().decode("utf-8")
     out = tmp_path / "dev.jsonl"
     write_corpus(out, notes)
     assert read_corpus(out) == notes

@@ -111,16 +111,10 @@ BAD_ROWS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "content", "line", "message"), BAD_ROWS, ids=[b[0] for b in BAD_ROWS]
-)
-def test_csv_import_reports_bad_rows(
-    tmp_path: Path, case: str, content: str, line: int, message: str
-) -> None:
+@pytest.mark.parametrize(("case", "content", "line", "message"), BAD_ROWS, ids=[b[0] for b in BAD_ROWS])
+def test_csv_import_reports_bad_rows(tmp_path: Path, case: str, content: str, line: int, message: str) -> None:
     with pytest.raises(CorpusFormatError) as info:
-        import_csv(
-            _csv(tmp_path, content), text_column="text", codes_column="codes", id_column="id"
-        )
+        import_csv(_csv(tmp_path, content), text_column="text", codes_column="codes", id_column="id")
     assert any(n == line and message in m for n, m in info.value.problems), (
         case,
         info.value.problems,
@@ -183,13 +177,9 @@ def test_csv_import_cli_bad_rows_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.usefixtures("corpus_cli")
-def test_csv_import_cli_validate_and_stats(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_csv_import_cli_validate_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "good.jsonl"
-    write_corpus(
-        good, import_csv(_csv(tmp_path, GOOD), text_column="text", codes_column="codes")[0]
-    )
+    write_corpus(good, import_csv(_csv(tmp_path, GOOD), text_column="text", codes_column="codes")[0])
     assert cli.main(["corpus", "validate", str(good)]) == 0
     assert "valid" in capsys.readouterr().out
     bad = tmp_path / "bad.jsonl"

@@ -58,12 +58,8 @@ def test_format_round_trip(tmp_path: Path) -> None:
             codes=[
                 CorpusCode("ICD10CM", "S93.401A", role="first-listed"),
                 CorpusCode("ICD10CM", "W01.0XXA", role="external-cause"),
-                CorpusCode(
-                    "CPT", "73610", modifiers=("RT",), pointers=("S93.401A",), role="procedure"
-                ),
-                CorpusCode(
-                    "HCPCS", "L4350", modifiers=("RT",), pointers=("S93.401A",), role="supply"
-                ),
+                CorpusCode("CPT", "73610", modifiers=("RT",), pointers=("S93.401A",), role="procedure"),
+                CorpusCode("HCPCS", "L4350", modifiers=("RT",), pointers=("S93.401A",), role="supply"),
             ],
             setting="outpatient",
             spans=[CorpusSpan(0, 18, code="S93.401A", label="diagnosis")],
@@ -196,10 +192,7 @@ BAD_LINES: list[tuple[str, Any, str]] = [
         _bad(
             {
                 "codes": [
-                    *(
-                        {"system": "ICD10CM", "code": c}
-                        for c in ("A00.0", "A00.1", "A00.9", "A01.00", "A01.01")
-                    ),
+                    *({"system": "ICD10CM", "code": c} for c in ("A00.0", "A00.1", "A00.9", "A01.00", "A01.01")),
                     {
                         "system": "CPT",
                         "code": "99213",
@@ -325,9 +318,7 @@ def test_format_text_is_kept_exactly(tmp_path: Path) -> None:
 
 def test_format_stats_counts() -> None:
     notes = [
-        CorpusNote(
-            id="a", text="t", codes=[CorpusCode("ICD10CM", "E11.9"), CorpusCode("CPT", "99213")]
-        ),
+        CorpusNote(id="a", text="t", codes=[CorpusCode("ICD10CM", "E11.9"), CorpusCode("CPT", "99213")]),
         CorpusNote(id="b", text="t", codes=[CorpusCode("ICD10CM", "E11.9")], setting="inpatient"),
         CorpusNote(id="c", text="t", codes=[]),
     ]

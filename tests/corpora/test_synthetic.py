@@ -112,14 +112,8 @@ def icd(data_dir: Path) -> tuple[frozenset[str], frozenset[str]]:
 @pytest.fixture(scope="module")
 def hcpcs(data_dir: Path) -> dict[str, str]:
     """HCPCS code -> termination date ('' when active)."""
-    with open(
-        data_dir / "hcpcs" / "HCPC2020_codes_parsed.tsv", encoding="utf-8", newline=""
-    ) as handle:
-        return {
-            row["code"]: row["term_dt"]
-            for row in csv.DictReader(handle, delimiter="\t")
-            if row["kind"] == "code"
-        }
+    with open(data_dir / "hcpcs" / "HCPC2020_codes_parsed.tsv", encoding="utf-8", newline="") as handle:
+        return {row["code"]: row["term_dt"] for row in csv.DictReader(handle, delimiter="\t") if row["kind"] == "code"}
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +124,7 @@ def tabular(data_dir: Path) -> dict[str, dict[str, list[str]]]:
     out: dict[str, dict[str, list[str]]] = {}
 
     def own(elem: ET.Element) -> dict[str, list[str]]:
-        return {
-            k: [n.text or "" for x in elem.findall(k) for n in x.findall("note")] for k in kinds
-        }
+        return {k: [n.text or "" for x in elem.findall(k) for n in x.findall("note")] for k in kinds}
 
     def walk(elem: ET.Element, inherited: dict[str, list[str]]) -> None:
         for child in elem:
@@ -207,23 +199,17 @@ def test_synthetic_icd_codes_exist_and_are_billable(
     every, billable = icd
     for note in notes:
         for code in note.codes_of("ICD10CM"):
-            assert _key(code) in billable, (
-                f"{note.id}: {code} is not a billable FY2026 ICD-10-CM code"
-            )
+            assert _key(code) in billable, f"{note.id}: {code} is not a billable FY2026 ICD-10-CM code"
         for entry in note.meta["forbidden"]:
             if entry.endswith(".-") or "." in entry or normalize_code(entry)[0] == "ICD10CM":
                 stem = _key(entry[:-2] if entry.endswith(".-") else entry)
-                assert stem in every, (
-                    f"{note.id}: forbidden {entry} is not an ICD-10-CM code or category"
-                )
+                assert stem in every, f"{note.id}: forbidden {entry} is not an ICD-10-CM code or category"
         for query in note.meta.get("queries", []):
             assert any(c.startswith(_key(query["code_prefix"])) for c in billable), (note.id, query)
             assert query["question"].strip(), note.id
 
 
-def test_synthetic_hcpcs_codes_exist_and_are_active(
-    notes: list[CorpusNote], hcpcs: dict[str, str]
-) -> None:
+def test_synthetic_hcpcs_codes_exist_and_are_active(notes: list[CorpusNote], hcpcs: dict[str, str]) -> None:
     for note in notes:
         for code in note.codes_of("HCPCS"):
             assert code in hcpcs, f"{note.id}: {code} not in the HCPCS file"
@@ -238,9 +224,7 @@ def test_synthetic_forbidden_codes_never_expected(notes: list[CorpusNote]) -> No
             clash = [c.code for c in note.codes if _forbidden_matches(entry, c.code)]
             assert not clash, f"{note.id}: forbidden {entry} is also expected ({clash})"
         for query in note.meta.get("queries", []):
-            assert not [
-                c for c in note.codes_of("ICD10CM") if c.startswith(query["code_prefix"])
-            ], note.id
+            assert not [c for c in note.codes_of("ICD10CM") if c.startswith(query["code_prefix"])], note.id
 
 
 def test_synthetic_code_order_roles_and_pointers(notes: list[CorpusNote]) -> None:
@@ -253,13 +237,9 @@ def test_synthetic_code_order_roles_and_pointers(notes: list[CorpusNote]) -> Non
         assert None not in roles, note.id
         systems = [c.system for c in note.codes]
         last_dx = max(i for i, s in enumerate(systems) if s == "ICD10CM")
-        assert all(s != "ICD10CM" for s in systems[last_dx + 1 :]), (
-            f"{note.id}: diagnoses after service lines"
-        )
+        assert all(s != "ICD10CM" for s in systems[last_dx + 1 :]), f"{note.id}: diagnoses after service lines"
         assert "ICD10CM" not in systems[last_dx + 1 :]
-        assert all(s == "ICD10CM" for s in systems[: last_dx + 1]), (
-            f"{note.id}: service line among diagnoses"
-        )
+        assert all(s == "ICD10CM" for s in systems[: last_dx + 1]), f"{note.id}: service line among diagnoses"
         for code in note.codes:
             if code.system in ("CPT", "HCPCS"):
                 assert code.pointers, f"{note.id}: {code.code} has no diagnosis pointer"
@@ -288,9 +268,7 @@ def test_synthetic_em_level_matches_time_or_mdm(notes: list[CorpusNote]) -> None
             assert line.code == MDM_LEVELS["ed"][em["mdm"]], note.id
             continue
         patient = em["patient"]
-        assert line.code[:4] == ("9920" if patient == "new" else "9921"), (
-            f"{note.id}: new vs established"
-        )
+        assert line.code[:4] == ("9920" if patient == "new" else "9921"), f"{note.id}: new vs established"
         if em["basis"] == "time":
             minutes = em["minutes"]
             level = next(code for floor, code in TIME_LEVELS[patient] if minutes >= floor)
@@ -314,9 +292,7 @@ def test_synthetic_modifier_25_policy(notes: list[CorpusNote]) -> None:
             and c is not line
             and not ("80000" <= c.code <= "89999" or c.code == "36415")
         ]
-        assert ("25" in line.modifiers) == bool(others), (
-            f"{note.id}: 25 with {[c.code for c in others]}"
-        )
+        assert ("25" in line.modifiers) == bool(others), f"{note.id}: 25 with {[c.code for c in others]}"
 
 
 def test_synthetic_instructional_notes_are_real(
@@ -329,9 +305,7 @@ def test_synthetic_instructional_notes_are_real(
         # Never two expected codes that are Excludes1 partners.
         for a in dx:
             for b in dx:
-                assert a == b or not _matches(b, _refs(info[a]["excludes1"])), (
-                    f"{note.id}: {a} Excludes1 {b}"
-                )
+                assert a == b or not _matches(b, _refs(info[a]["excludes1"])), f"{note.id}: {a} Excludes1 {b}"
         rules = set(note.meta["rules"])
         forbidden = [
             f[:-2] if f.endswith(".-") else f
@@ -343,31 +317,23 @@ def test_synthetic_instructional_notes_are_real(
                 (a, f)
                 for a in dx
                 for f in forbidden
-                if _matches(f, _refs(info[a]["excludes1"]))
-                or _matches(a, _refs(_notes_for(f, tabular)["excludes1"]))
+                if _matches(f, _refs(info[a]["excludes1"])) or _matches(a, _refs(_notes_for(f, tabular)["excludes1"]))
             ]
             assert pairs, f"{note.id}: no forbidden Excludes1 partner of an expected code"
         if "icd.excludes2" in rules:
-            assert any(
-                _matches(b, _refs(info[a]["excludes2"])) for a in dx for b in dx if a != b
-            ), note.id
+            assert any(_matches(b, _refs(info[a]["excludes2"])) for a in dx for b in dx if a != b), note.id
         if "icd.use_additional" in rules:
-            assert any(
-                _matches(b, _refs(info[a]["useAdditionalCode"])) for a in dx for b in dx if a != b
-            ), f"{note.id}: no 'use additional code' pair"
+            assert any(_matches(b, _refs(info[a]["useAdditionalCode"])) for a in dx for b in dx if a != b), (
+                f"{note.id}: no 'use additional code' pair"
+            )
         if "icd.code_first" in rules:
             ordered = [
-                (a, b)
-                for i, a in enumerate(dx)
-                for b in dx[i + 1 :]
-                if _matches(a, _refs(info[b]["codeFirst"]))
+                (a, b) for i, a in enumerate(dx) for b in dx[i + 1 :] if _matches(a, _refs(info[b]["codeFirst"]))
             ]
             assert ordered, f"{note.id}: no 'code first' pair in the right order"
         for i, a in enumerate(dx):
             for b in dx[:i]:
-                assert not _matches(a, _refs(info[b]["codeFirst"])), (
-                    f"{note.id}: {a} must come before {b}"
-                )
+                assert not _matches(a, _refs(info[b]["codeFirst"])), f"{note.id}: {a} must come before {b}"
 
 
 def test_synthetic_ankle_case_and_variants(notes: list[CorpusNote]) -> None:
@@ -407,26 +373,20 @@ RULE_EVIDENCE = {
     "icd.7th": lambda n: _has(n, lambda c: c.system == "ICD10CM" and len(_key(c.code)) == 7),
     "icd.family_history": lambda n: _has(n, _icd_range("Z80", "Z84")),
     "icd.personal_history": lambda n: _has(n, _icd_range("Z85", "Z87")),
-    "icd.external_cause": lambda n: _has(
-        n, lambda c: c.role == "external-cause" and c.code[0] in "VWXY"
-    ),
+    "icd.external_cause": lambda n: _has(n, lambda c: c.role == "external-cause" and c.code[0] in "VWXY"),
     "icd.query": lambda n: bool(n.meta.get("queries")),
     "icd.principal": lambda n: n.setting == "inpatient",
     "icd.first_listed": lambda n: n.setting == "outpatient",
     "icd.uncertain.inpatient": lambda n: n.setting == "inpatient",
     "icd.uncertain.outpatient": lambda n: n.setting == "outpatient",
-    "proc.imaging_views": lambda n: _has(
-        n, lambda c: c.system == "CPT" and "70010" <= c.code <= "79999"
-    ),
+    "proc.imaging_views": lambda n: _has(n, lambda c: c.system == "CPT" and "70010" <= c.code <= "79999"),
     "proc.lab": lambda n: _has(n, lambda c: c.system == "CPT" and "80000" <= c.code <= "89999"),
     "proc.injection": lambda n: _has(n, lambda c: c.code in ("96372", "20610", "11900", "90471")),
     "supply.orthosis": lambda n: _has(n, lambda c: c.system == "HCPCS" and c.code[0] == "L"),
     "supply.dme": lambda n: _has(n, lambda c: c.system == "HCPCS" and c.code[0] == "E"),
     "em.time": lambda n: n.meta.get("em", {}).get("basis") == "time",
     "em.mdm": lambda n: n.meta.get("em", {}).get("basis") == "mdm",
-    "em.new_vs_established": lambda n: (
-        n.meta.get("em", {}).get("patient") in ("new", "established")
-    ),
+    "em.new_vs_established": lambda n: n.meta.get("em", {}).get("patient") in ("new", "established"),
     "mod.laterality": lambda n: _has(n, lambda c: bool({"RT", "LT", "50"} & set(c.modifiers))),
     "mod.26_tc": lambda n: _has(n, lambda c: bool({"26", "TC"} & set(c.modifiers))),
     "mod.25": lambda n: _has(n, lambda c: "25" in c.modifiers),
@@ -449,10 +409,7 @@ def test_synthetic_rule_labels_match_the_codes(
             headers = [
                 f
                 for f in note.meta["forbidden"]
-                if "." in f
-                and not f.endswith(".-")
-                and _key(f) in every
-                and _key(f) not in billable
+                if "." in f and not f.endswith(".-") and _key(f) in every and _key(f) not in billable
             ]
             assert headers, f"{note.id}: icd.billable needs a forbidden non-billable code"
 

@@ -69,9 +69,7 @@ def test_cli_lookup_icd_details(capsys: pytest.CaptureFixture[str], kb_dir: Path
         "title": "Injury, poisoning and certain other consequences of external causes",
     }
     assert doc["block"]["range"] == "S90-S99"
-    assert {"from": "S93", "note": "strain of muscle and tendon of ankle and foot (S96.-)"} in doc[
-        "notes"
-    ]["excludes2"]
+    assert {"from": "S93", "note": "strain of muscle and tendon of ankle and foot (S96.-)"} in doc["notes"]["excludes2"]
     assert doc["seventh"] == {"A": "initial encounter", "D": "subsequent encounter", "S": "sequela"}
     assert {"path": ["Sprain", "ankle"], "code": "S93.40", "incomplete": True, "source": "index",
             "column": None} in doc["index_paths"]  # fmt: skip
@@ -120,9 +118,7 @@ def test_cli_missing_kb(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
 
 
 def test_cli_search(capsys: pytest.CaptureFixture[str], kb_dir: Path) -> None:
-    rc, out, _ = _run(
-        capsys, "codes", "search", "sprain of right ankle", "--json", "--kb", str(kb_dir)
-    )
+    rc, out, _ = _run(capsys, "codes", "search", "sprain of right ankle", "--json", "--kb", str(kb_dir))
     assert rc == 0
     doc = json.loads(out)
     assert doc["query"] == "sprain of right ankle" and len(doc["hits"]) == 20
@@ -142,9 +138,7 @@ def test_cli_search(capsys: pytest.CaptureFixture[str], kb_dir: Path) -> None:
     )  # fmt: skip
     hits = json.loads(out)["hits"]
     assert rc == 0 and len(hits) == 3 and {h["system"] for h in hits} == {"HCPCS"}
-    rc, out, _ = _run(
-        capsys, "codes", "search", "type 2 diabetes", "--limit", "2", "--kb", str(kb_dir)
-    )
+    rc, out, _ = _run(capsys, "codes", "search", "type 2 diabetes", "--limit", "2", "--kb", str(kb_dir))
     assert rc == 0 and out.startswith("E11.9") and "results" in out
 
 
@@ -174,9 +168,7 @@ def test_cli_stats(capsys: pytest.CaptureFixture[str], kb_dir: Path) -> None:
 def test_cli_complete(
     capsys: pytest.CaptureFixture[str], kb_dir: Path, code: str, seventh: str, completed: str
 ) -> None:
-    rc, out, _ = _run(
-        capsys, "codes", "complete", code, "--seventh", seventh, "--json", "--kb", str(kb_dir)
-    )
+    rc, out, _ = _run(capsys, "codes", "complete", code, "--seventh", seventh, "--json", "--kb", str(kb_dir))
     assert rc == 0
     doc = json.loads(out)
     assert doc["completed"] == completed and doc["billable"] is True
@@ -209,11 +201,7 @@ def test_cli_kb_build_without_data(capsys: pytest.CaptureFixture[str], tmp_path:
 
 
 def test_cli_kb_build_bad_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    rc, _, err = _run(
-        capsys, "kb", "build", "--no-data", "--data-dir", str(tmp_path), "--out", str(tmp_path)
-    )
+    rc, _, err = _run(capsys, "kb", "build", "--no-data", "--data-dir", str(tmp_path), "--out", str(tmp_path))
     assert rc == 2 and "exclude each other" in err
-    rc, _, err = _run(
-        capsys, "kb", "build", "--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path)
-    )
+    rc, _, err = _run(capsys, "kb", "build", "--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path))
     assert rc == 2 and "no such data folder" in err

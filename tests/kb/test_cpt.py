@@ -58,9 +58,7 @@ def test_cpt_read_file_skips_header_comments_and_blanks(tmp_path: Path) -> None:
 )
 def test_cpt_read_file_encodings(tmp_path: Path, encoding: str, prefix: bytes) -> None:
     path = tmp_path / "cpt.txt"
-    path.write_bytes(
-        prefix + "code\tdescriptor\n99998\tPretend café visit, naïve\n".encode(encoding)
-    )
+    path.write_bytes(prefix + "code\tdescriptor\n99998\tPretend café visit, naïve\n".encode(encoding))
     (record,) = read_cpt_file(path)
     assert record.code == "99998"
     assert record.title == "Pretend café visit, naïve"
@@ -325,9 +323,7 @@ def test_cpt_starter_records_shape() -> None:
         assert record.block == record.meta["category"]
         assert record.chapter is not None
         # Titles are the project's own words: not the AMA's stock openings.
-        assert not record.title.lower().startswith(
-            ("radiologic examination", "office or other outpatient visit")
-        )
+        assert not record.title.lower().startswith(("radiologic examination", "office or other outpatient visit"))
 
 
 def test_cpt_starter_em_codes_have_cues_not_phrases() -> None:
@@ -390,9 +386,7 @@ def test_cpt_starter_codes_sharing_a_phrase_differ_in_features() -> None:
     for entry in load_starter_entries():
         for phrase in entry.phrases:
             by_phrase[phrase].append((entry.code, tuple(sorted(entry.features.items()))))
-    clashes = {
-        p: [c for c, _ in v] for p, v in by_phrase.items() if len({f for _, f in v}) < len(v)
-    }
+    clashes = {p: [c for c, _ in v] for p, v in by_phrase.items() if len({f for _, f in v}) < len(v)}
     assert clashes == {}
 
 
@@ -472,9 +466,7 @@ def test_cpt_starter_loader_accepts_a_minimal_file(tmp_path: Path) -> None:
         "duplicate",
     ],
 )
-def test_cpt_starter_loader_rejects_bad_entries(
-    tmp_path: Path, bad: dict[str, object], message: str
-) -> None:
+def test_cpt_starter_loader_rejects_bad_entries(tmp_path: Path, bad: dict[str, object], message: str) -> None:
     path = _starter_file(tmp_path, [GOOD, bad])
     with pytest.raises(RuleFileError) as err:
         load_starter_entries(path)

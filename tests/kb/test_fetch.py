@@ -52,9 +52,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root.mkdir()
     handler = functools.partial(_QuietHandler, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", root
@@ -86,9 +84,7 @@ def run(args: list[str]) -> int:
 
 def leftovers(folder: Path) -> list[str]:
     return sorted(
-        p.name
-        for p in folder.rglob("*")
-        if p.name.endswith((".part", ".old")) or p.name.startswith(".fetch-")
+        p.name for p in folder.rglob("*") if p.name.endswith((".part", ".old")) or p.name.startswith(".fetch-")
     )
 
 
@@ -139,11 +135,7 @@ def test_fetch_downloads_file_member_and_folder(
     assert (out / "x" / "data.xml").read_text() == "<x/>"
     assert (out / "x" / "notes" / "sub" / "b.txt").read_text() == "b"
     table = capsys.readouterr().out
-    assert (
-        table.count(STATUS_DOWNLOADED) == 3
-        and f"{base}/bundle.zip" in table
-        and "verified" in table
-    )
+    assert table.count(STATUS_DOWNLOADED) == 3 and f"{base}/bundle.zip" in table and "verified" in table
     assert leftovers(out) == []
 
     # A second run finds verified copies in place; --force downloads again.
@@ -240,9 +232,7 @@ def test_fetch_refuses_a_corrupt_fallback(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "data.txt").exists()
 
 
-def test_fetch_refuses_an_archive_with_the_wrong_checksum(
-    tmp_path: Path, server: tuple[str, Path]
-) -> None:
+def test_fetch_refuses_an_archive_with_the_wrong_checksum(tmp_path: Path, server: tuple[str, Path]) -> None:
     base, root = server
     with zipfile.ZipFile(root / "a.zip", "w") as bundle:
         bundle.writestr("inner.txt", "x")
@@ -252,9 +242,7 @@ def test_fetch_refuses_an_archive_with_the_wrong_checksum(
             [
                 {
                     "dest": "inner.txt",
-                    "sources": [
-                        {"url": f"{base}/a.zip", "member": "inner.txt", "sha256": "0" * 64}
-                    ],
+                    "sources": [{"url": f"{base}/a.zip", "member": "inner.txt", "sha256": "0" * 64}],
                     "sha256": None,
                     "licence": "t",
                 }
@@ -288,9 +276,7 @@ def test_fetch_rejects_unusable_archive_members(
     assert message in result.problems[0]
 
 
-def test_fetch_rejects_unsafe_paths_inside_a_folder_archive(
-    tmp_path: Path, server: tuple[str, Path]
-) -> None:
+def test_fetch_rejects_unsafe_paths_inside_a_folder_archive(tmp_path: Path, server: tuple[str, Path]) -> None:
     base, root = server
     with zipfile.ZipFile(root / "a.zip", "w") as bundle:
         bundle.writestr("top/ok.txt", "ok")
@@ -333,9 +319,7 @@ def test_fetch_fails_cleanly_when_nothing_works(
     )
     captured = capsys.readouterr()
     assert "2 of 2 data file(s)" in captured.err
-    assert (
-        "a/b.txt (download failed" in captured.err and "not in the fallback folder" in captured.err
-    )
+    assert "a/b.txt (download failed" in captured.err and "not in the fallback folder" in captured.err
     assert captured.out.count(STATUS_FAILED) == 2
     assert leftovers(out) == []
 
@@ -441,9 +425,7 @@ GOOD: dict[str, object] = {
         "duplicate",
     ],
 )
-def test_fetch_sources_loader_rejects_bad_entries(
-    tmp_path: Path, bad: dict[str, object], message: str
-) -> None:
+def test_fetch_sources_loader_rejects_bad_entries(tmp_path: Path, bad: dict[str, object], message: str) -> None:
     path = write_sources(tmp_path / "s.json", [GOOD, bad])
     with pytest.raises(RuleFileError) as err:
         load_data_sources(path)
@@ -466,14 +448,9 @@ def test_fetch_packaged_sources_match_the_reference_copy(data_dir: Path) -> None
         assert item.licence and item.sha256, item.dest
         src = data_dir / item.fallback
         assert src.exists(), item.dest
-        digest = (
-            tree_sha256(src) if item.kind == "dir" else hashlib.sha256(src.read_bytes()).hexdigest()
-        )
+        digest = tree_sha256(src) if item.kind == "dir" else hashlib.sha256(src.read_bytes()).hexdigest()
         assert digest == item.sha256, item.dest
     official = {s.url for f in files for s in f.sources}
-    assert any(
-        u.startswith("https://ftp.cdc.gov/pub/Health_Statistics/NCHS/Publications/ICD10CM/")
-        for u in official
-    )
+    assert any(u.startswith("https://ftp.cdc.gov/pub/Health_Statistics/NCHS/Publications/ICD10CM/") for u in official)
     assert any(u.startswith("https://www.cms.gov/") for u in official)
     assert any(u.startswith("https://zenodo.org/record/3837305/") for u in official)

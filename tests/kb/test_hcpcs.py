@@ -88,23 +88,17 @@ def sample_lines() -> list[str]:
     ]
 
 
-def write_txt(
-    folder: Path, lines: list[str], name: str = "HCPC2020_ANWEB_w_disclaimer.txt"
-) -> Path:
+def write_txt(folder: Path, lines: list[str], name: str = "HCPC2020_ANWEB_w_disclaimer.txt") -> Path:
     path = folder / name
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
     return path
 
 
-def write_zip(
-    folder: Path, lines: list[str], name: str = "2020-Alpha-Numeric-HCPCS-File.zip"
-) -> Path:
+def write_zip(folder: Path, lines: list[str], name: str = "2020-Alpha-Numeric-HCPCS-File.zip") -> Path:
     path = folder / name
     with zipfile.ZipFile(path, "w") as bundle:
         bundle.writestr("HCPC2020_README.txt", "read me")
-        bundle.writestr(
-            "HCPC2020_ANWEB_w_disclaimer.txt", ("\r\n".join(lines) + "\r\n").encode("cp1252")
-        )
+        bundle.writestr("HCPC2020_ANWEB_w_disclaimer.txt", ("\r\n".join(lines) + "\r\n").encode("cp1252"))
     return path
 
 
@@ -116,10 +110,7 @@ def sample(tmp_path: Path) -> HcpcsFile:
 def test_hcpcs_reads_codes_and_joins_continuations(sample: HcpcsFile) -> None:
     codes = {c.code: c for c in sample.codes}
     assert list(codes) == ["A0425", "L1906", "J9999", "E0100", "Q4038"]
-    assert (
-        codes["L1906"].title
-        == "Ankle foot orthosis, multiligamentous ankle support, prefabricated, off-the-shelf"
-    )
+    assert codes["L1906"].title == "Ankle foot orthosis, multiligamentous ankle support, prefabricated, off-the-shelf"
     assert codes["Q4038"].title.endswith("fiberglass continued")
     assert codes["A0425"].meta["short_title"] == "Ground mileage"
     assert codes["A0425"].meta["betos"] == "O1A"
@@ -135,9 +126,7 @@ def test_hcpcs_reads_codes_and_joins_continuations(sample: HcpcsFile) -> None:
     [("A0425", False), ("J9999", True), ("E0100", False)],
     ids=["no-termination-date", "terminated-before-file-year", "terminates-after-file-year"],
 )
-def test_hcpcs_terminated_codes_are_not_billable(
-    sample: HcpcsFile, code: str, terminated: bool
-) -> None:
+def test_hcpcs_terminated_codes_are_not_billable(sample: HcpcsFile, code: str, terminated: bool) -> None:
     record_ = next(c for c in sample.codes if c.code == code)
     assert record_.terminated is terminated
     assert record_.billable is not terminated
@@ -161,9 +150,7 @@ def test_hcpcs_zip_and_txt_give_the_same_content(tmp_path: Path) -> None:
     assert from_zip.codes == from_txt.codes
     assert from_zip.modifiers == from_txt.modifiers
     assert from_zip.source.endswith("!HCPC2020_ANWEB_w_disclaimer.txt")
-    assert list((tmp_path / "b").iterdir()) == [
-        tmp_path / "b" / "2020-Alpha-Numeric-HCPCS-File.zip"
-    ]
+    assert list((tmp_path / "b").iterdir()) == [tmp_path / "b" / "2020-Alpha-Numeric-HCPCS-File.zip"]
 
 
 def test_hcpcs_version_falls_back_to_latest_effective_year(tmp_path: Path) -> None:
@@ -325,9 +312,7 @@ def test_hcpcs_cms_2020_counts(cms_2020: HcpcsFile) -> None:
 
 
 def test_hcpcs_cms_2020_matches_parsed_reference(cms_2020: HcpcsFile, data_dir: Path) -> None:
-    with open(
-        data_dir / "hcpcs" / "HCPC2020_codes_parsed.tsv", encoding="utf-8", newline=""
-    ) as handle:
+    with open(data_dir / "hcpcs" / "HCPC2020_codes_parsed.tsv", encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     codes = {c.code: c for c in cms_2020.codes}
     modifiers = {m.code: m for m in cms_2020.modifiers}
@@ -448,9 +433,7 @@ def test_hcpcs_synonyms_sharing_a_phrase_differ_in_features() -> None:
         assert syn.category in SYNONYM_CATEGORIES
         for phrase in syn.phrases:
             by_phrase[phrase].append((syn.code, tuple(sorted(syn.features.items()))))
-    clashes = {
-        p: [c for c, _ in v] for p, v in by_phrase.items() if len({f for _, f in v}) < len(v)
-    }
+    clashes = {p: [c for c, _ in v] for p, v in by_phrase.items() if len({f for _, f in v}) < len(v)}
     assert clashes == {}
 
 
@@ -470,14 +453,10 @@ def test_hcpcs_synonym_features(code: str, feature: str, value: str) -> None:
     assert syn.features[feature] == value
 
 
-def _synonym_file(
-    tmp_path: Path, entries: list[object], schema: str = "codesuggest.hcpcs-synonyms/1"
-) -> Path:
+def _synonym_file(tmp_path: Path, entries: list[object], schema: str = "codesuggest.hcpcs-synonyms/1") -> Path:
     path = tmp_path / "syn.json"
     body = ",\n".join("  " + json.dumps(e) for e in entries)
-    path.write_text(
-        f'{{\n "schema": "{schema}",\n "entries": [\n{body}\n ]\n}}\n', encoding="utf-8"
-    )
+    path.write_text(f'{{\n "schema": "{schema}",\n "entries": [\n{body}\n ]\n}}\n', encoding="utf-8")
     return path
 
 
@@ -516,9 +495,7 @@ GOOD = {
         "duplicate-code",
     ],
 )
-def test_hcpcs_synonym_loader_rejects_bad_entries(
-    tmp_path: Path, bad: dict[str, object], message: str
-) -> None:
+def test_hcpcs_synonym_loader_rejects_bad_entries(tmp_path: Path, bad: dict[str, object], message: str) -> None:
     path = _synonym_file(tmp_path, [GOOD, bad])
     with pytest.raises(RuleFileError) as err:
         load_hcpcs_synonyms(path)

@@ -227,9 +227,7 @@ def test_index_xml_category_references_become_incomplete_codes(
     small_index: AlphabeticIndex,
 ) -> None:
     entries = _by_path(small_index.entries())
-    assert [(e.code, e.incomplete) for e in entries[("Lightning", "struck by")]] == [
-        ("T75.0", True)
-    ]
+    assert [(e.code, e.incomplete) for e in entries[("Lightning", "struck by")]] == [("T75.0", True)]
     (burn,) = entries[("Lightning", "burn")]
     assert (burn.code, burn.incomplete, burn.see) == ("T75.0", True, "subcategory T75.0-")
 
@@ -245,9 +243,7 @@ def test_index_xml_table_columns(tmp_path: Path) -> None:
         ("T39.1X6", "underdosing"),
     ]
     # "--" cells give no code.
-    assert [(e.code, e.column) for e in entries[("Arsenic",)]] == [
-        ("T57.0X1", "poisoning accidental")
-    ]
+    assert [(e.code, e.column) for e in entries[("Arsenic",)]] == [("T57.0X1", "poisoning accidental")]
     (pesticide,) = entries[("Arsenic", "pesticide")]
     assert (pesticide.code, pesticide.incomplete, pesticide.source) == ("T60.2", True, "drug")
     assert pesticide.see_path == ("Acetaminophen",)
@@ -370,9 +366,7 @@ def test_index_round_trip(small_index: AlphabeticIndex) -> None:
         (lambda d: d["nodes"][0].__setitem__(6, [["L02.91"]]), "bad codes"),
     ],
 )
-def test_index_from_dict_rejects_bad_data(
-    small_index: AlphabeticIndex, mutate, message: str
-) -> None:
+def test_index_from_dict_rejects_bad_data(small_index: AlphabeticIndex, mutate, message: str) -> None:
     data = small_index.to_dict()
     mutate(data)
     with pytest.raises(DataFileError, match=message):
@@ -429,16 +423,11 @@ def test_index_real_cross_references(
 def test_index_real_neoplasm_and_drug_rows(
     real_entries: dict[tuple[str, ...], list[IndexEntry]],
 ) -> None:
-    abdomen = {
-        e.column: (e.code, e.incomplete)
-        for e in real_entries[("Neoplasm, neoplastic", "abdomen, abdominal")]
-    }
+    abdomen = {e.column: (e.code, e.incomplete) for e in real_entries[("Neoplasm, neoplastic", "abdomen, abdominal")]}
     assert abdomen["malignant primary"] == ("C76.2", False)
     assert abdomen["malignant secondary"] == ("C79.8", True)
     assert abdomen["unspecified behavior"] == ("D49.89", False)
-    assert all(
-        e.source == "neoplasm" for e in real_entries[("Neoplasm, neoplastic", "abdomen, abdominal")]
-    )
+    assert all(e.source == "neoplasm" for e in real_entries[("Neoplasm, neoplastic", "abdomen, abdominal")])
     propanol = {e.column: e.code for e in real_entries[("1-propanol",)]}
     assert propanol == {
         "poisoning accidental": "T51.3X1",
@@ -459,9 +448,7 @@ def test_index_xml_and_csv_tables_agree(
     data_dir: Path, source: str, xml_name: str, csv_name: str, lines: int, coded: int
 ) -> None:
     xml_nodes, xml_version = read_index_xml(data_dir / "icd10cm" / "cdc_xml" / xml_name, source)
-    csv_nodes, csv_version = read_index_csv(
-        data_dir / "icd10cm" / "derived_csv_wbdill" / csv_name, source
-    )
+    csv_nodes, csv_version = read_index_csv(data_dir / "icd10cm" / "derived_csv_wbdill" / csv_name, source)
     assert xml_version == csv_version == "2025"
     assert len(xml_nodes) == len(csv_nodes) == lines
     xml_cells = [c for n in xml_nodes for c in n.codes if c[2] is not None]
@@ -473,9 +460,7 @@ def test_index_xml_and_csv_tables_agree(
 
 
 def test_index_external_cause_xml_and_csv(data_dir: Path) -> None:
-    xml_nodes, _ = read_index_xml(
-        data_dir / "icd10cm" / "cdc_xml" / "icd-10-cm-eindex-2025.xml", "external"
-    )
+    xml_nodes, _ = read_index_xml(data_dir / "icd10cm" / "cdc_xml" / "icd-10-cm-eindex-2025.xml", "external")
     csv_path = data_dir / "icd10cm" / "derived_csv_wbdill" / "ICD10CM_2025_ExternalIndex.csv"
     csv_nodes, _ = read_index_csv(csv_path, "external")
     assert len(xml_nodes) == len(csv_nodes) == 8064

@@ -167,9 +167,7 @@ GOOD = {"code": "RT", "kind": "anatomic", "description": "Right side"}
 
 
 def test_modifiers_loader_reads_a_file(tmp_path: Path) -> None:
-    table = load_modifiers(
-        _modifier_file(tmp_path, [GOOD, {**GOOD, "code": "LT", "description": "Left side"}])
-    )
+    table = load_modifiers(_modifier_file(tmp_path, [GOOD, {**GOOD, "code": "LT", "description": "Left side"}]))
     assert table == {
         "RT": Modifier("RT", "Right side", "anatomic", "project"),
         "LT": Modifier("LT", "Left side", "anatomic", "project"),
@@ -230,9 +228,7 @@ def test_modifiers_resource_reader_finds_entry_lines(tmp_path: Path) -> None:
     ],
     ids=["not-object", "no-list", "bad-json"],
 )
-def test_modifiers_resource_reader_rejects_bad_documents(
-    tmp_path: Path, text: str, message: str
-) -> None:
+def test_modifiers_resource_reader_rejects_bad_documents(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "doc.json"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(RuleFileError, match=message):

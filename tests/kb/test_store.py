@@ -98,9 +98,7 @@ def test_store_hcpcs_shaped_icd_code(kb: KnowledgeBase) -> None:
         ("99999", UnknownCodeError, "not a CPT code"),
     ],
 )
-def test_store_lookup_errors(
-    kb: KnowledgeBase, typed: str, error: type[Exception], message: str
-) -> None:
+def test_store_lookup_errors(kb: KnowledgeBase, typed: str, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         kb.lookup(typed)
     assert kb.get(typed) is None
@@ -129,9 +127,7 @@ def test_store_iter_codes(kb: KnowledgeBase) -> None:
     icd = list(kb.iter_codes("ICD10CM"))
     assert icd[0].code == "A00" and icd[1].code == "A00.0"
     assert {r.system for r in kb.iter_codes("HCPCS")} == {"HCPCS"}
-    assert sum(1 for _ in kb.iter_codes()) == sum(
-        v["codes"] for k, v in kb.stats().items() if k != "ICD10CM_INDEX"
-    )
+    assert sum(1 for _ in kb.iter_codes()) == sum(v["codes"] for k, v in kb.stats().items() if k != "ICD10CM_INDEX")
 
 
 # -- 7th characters --------------------------------------------------------------------------------
@@ -211,9 +207,7 @@ def test_store_seventh_characters(kb: KnowledgeBase) -> None:
         ("E11.9", "P70.2", "E11", "neonatal diabetes mellitus (P70.2)"),
     ],
 )
-def test_store_excludes1_conflicts(
-    kb: KnowledgeBase, a: str, b: str, owner: str, note: str
-) -> None:
+def test_store_excludes1_conflicts(kb: KnowledgeBase, a: str, b: str, owner: str, note: str) -> None:
     assert kb.excludes1_conflict(a, b) == note
     assert kb.excludes1_source(a, b) == (owner, note)
     assert kb.excludes1_conflict(b, a) is not None
@@ -228,16 +222,10 @@ def test_store_excludes1_no_conflict(kb: KnowledgeBase, a: str, b: str) -> None:
 
 
 def test_store_excludes2(kb: KnowledgeBase) -> None:
-    assert (
-        kb.excludes2_notes("S93.401A", "S96.001A")
-        == "strain of muscle and tendon of ankle and foot (S96.-)"
-    )
+    assert kb.excludes2_notes("S93.401A", "S96.001A") == "strain of muscle and tendon of ankle and foot (S96.-)"
     assert kb.excludes2_notes("S93.401A", "S86.011A") == "injury of Achilles tendon (S86.0-)"
     # Chapter 9's Excludes2 covers a whole range of chapter 4.
-    assert (
-        kb.excludes2_notes("E11.9", "I10")
-        == "endocrine, nutritional and metabolic diseases (E00-E88)"
-    )
+    assert kb.excludes2_notes("E11.9", "I10") == "endocrine, nutritional and metabolic diseases (E00-E88)"
     assert kb.excludes2_notes("S93.401A", "E11.9") is None
 
 
@@ -266,12 +254,7 @@ def test_store_parse_note_references(note: str, ranges: tuple[tuple[str, str], .
 
 def test_store_note_references_cover() -> None:
     ref = NoteReference("x", "S93", (("A00", "A09"), ("S82", "S82")))
-    assert (
-        ref.covers("A099")
-        and ref.covers("S82001A")
-        and not ref.covers("A10")
-        and not ref.covers("S83")
-    )
+    assert ref.covers("A099") and ref.covers("S82001A") and not ref.covers("A10") and not ref.covers("S83")
     # A note never excludes its own family.
     assert parse_note_references("other ankle sprain (S93.4-)", "S93.40") is None
 
@@ -312,9 +295,7 @@ def test_store_search_sprain_of_right_ankle(kb: KnowledgeBase) -> None:
         ("T14.90XA", None, "T14.90XA", 1),
     ],
 )
-def test_store_search_tops(
-    kb: KnowledgeBase, text: str, system: str | None, expected: str, within: int
-) -> None:
+def test_store_search_tops(kb: KnowledgeBase, text: str, system: str | None, expected: str, within: int) -> None:
     hits = kb.search(text, system=system, limit=10)  # type: ignore[arg-type]
     assert expected in [h.code for h in hits[:within]]
     if system:
@@ -381,9 +362,7 @@ def test_store_tampered_artefact_is_refused(kb_dir: Path, tmp_path: Path) -> Non
     copy = tmp_path / "kb"
     shutil.copytree(kb_dir, copy)
     path = copy / "hcpcs.json.gz"
-    data = gzip.decompress(path.read_bytes()).replace(
-        b"Ankle foot orthosis", b"Ankle foot orthotic"
-    )
+    data = gzip.decompress(path.read_bytes()).replace(b"Ankle foot orthosis", b"Ankle foot orthotic")
     path.write_bytes(gzip.compress(data))
     with pytest.raises(ArtefactError, match="does not match its manifest hash"):
         KnowledgeBase.load(copy)
@@ -422,11 +401,7 @@ def test_store_committed_artefact_matches_a_fresh_build(kb: KnowledgeBase, kb_di
     assert committed.versions == kb.versions
     assert committed.stats() == kb.stats()
     manifest = read_manifest(default_kb_dir())
-    stale = sorted(
-        name
-        for name, digest in read_manifest(kb_dir).files.items()
-        if manifest.files.get(name) != digest
-    )
+    stale = sorted(name for name, digest in read_manifest(kb_dir).files.items() if manifest.files.get(name) != digest)
     assert not stale, f"models/kb is out of date ({stale}): rebuild it with `make kb`"
     assert sum((default_kb_dir() / rel).stat().st_size for rel in manifest.files) < 15 * 2**20
     assert manifest.params == {"cpt_source": "starter"}

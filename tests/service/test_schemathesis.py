@@ -40,7 +40,7 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-EXAMPLES = 25
+EXAMPLES = 40
 MAX_NOTES = 3
 MAX_CHARS = 1000
 
