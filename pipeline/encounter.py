@@ -143,7 +143,7 @@ class EncounterCoder:
                     list(line.pointers),
                 )
             )
-        suggestions = self._suggestions(view.text, mentions, dx, lines, ranked, explain)
+        suggestions = self._suggestions(view.text, mentions, dx, lines, ranked, explain, threshold)
         excluded = self._excluded(mentions, dx)
         extra: dict[str, Any] = {}
         if em is not None:
@@ -154,7 +154,7 @@ class EncounterCoder:
         if dx.queries:
             extra["queries"] = [{"code": q.code, "question": q.question} for q in dx.queries]
         logger.debug("encounter rules: %d codes, %.1f ms", len(code_set), 1000 * (time.perf_counter() - started))
-        del threshold, encounter_date
+        del encounter_date
         return EncounterOutcome(suggestions, excluded, code_set, extra)
 
     # -- output ---------------------------------------------------------------------------------
@@ -166,6 +166,7 @@ class EncounterCoder:
         lines: list[ServiceLine],
         ranked: Sequence[tuple[str, float]],
         explain: Explain | None,
+        threshold: float,
     ) -> list[Suggestion]:
         from pipeline.suggest import Evidence, RuleDecision, Suggestion
 
@@ -233,6 +234,7 @@ class EncounterCoder:
                 )
             )
         dropped = {c.code: c for c in dx.dropped}
+        explained = 0
         for code, prob in ranked:
             if ("ICD10CM", code) in seen:
                 continue
@@ -243,9 +245,12 @@ class EncounterCoder:
             d = dropped.get(code)
             rules = [d.dropped] if d is not None and d.dropped is not None else []
             ev = evidence(d.mentions, d.spans) if d is not None else []
-            if not ev and explain is not None:
+            if not ev and explain is not None and explained < _EXPLAINED:
+                explained += 1
                 ev = evidence([], [(s, e) for s, e, _ in explain(code)])
-            status = "consider"
+            # The model's calibrated score above its threshold makes a code "suggested" unless a
+            # coding rule left it out; only rule-approved codes with documentation reach the claim.
+            status = "suggested" if prob >= threshold and d is None else "consider"
             question = None
             if not rec.billable:
                 # Only billable codes are reported (I.A.6): a header the note specifies is already
@@ -267,12 +272,16 @@ class EncounterCoder:
                     evidence=ev,
                     rationale="left out by the coding rules"
                     if d is not None
-                    else "coded in similar notes; no affirmed statement of it in this note",
+                    else "coded in similar notes; not in the claim: no affirmed diagnostic statement of it",
                     rules=decisions(rules),
                 )
             )
-        for rank, s in enumerate(out, start=1):
-            s.rank = rank
+        # Ranked by status (claim-ready first, then codes needing a query, then the rest), then by
+        # the model's calibrated score; the claim order itself is the code set's.
+        order = {"suggested": 0, "query": 1, "consider": 2}
+        out.sort(key=lambda sg: (order[sg.status], -sg.score))
+        for rank, sg in enumerate(out, start=1):
+            sg.rank = rank
         return out
 
     def _excluded(self, mentions: Sequence[Mention], dx: Any) -> list[ExcludedMention]:
@@ -286,6 +295,8 @@ class EncounterCoder:
 
 
 _ASSERTION_NAMES = ("negated", "historical", "family", "hypothetical", "uncertain")
+# Learned codes whose words are looked up per note (the best-ranked ones; the rest keep none).
+_EXPLAINED = 40
 
 
 class _CachedKb:
