@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 CodeSystem = Literal["ICD10CM", "CPT", "HCPCS"]
 CareSetting = Literal["outpatient", "inpatient"]
@@ -45,6 +45,20 @@ NoteText = Annotated[
         json_schema_extra={"pattern": r"\S"},
     ),
     AfterValidator(_not_blank),
+]
+
+
+def _written_date(value: Any) -> Any:
+    # Pydantic would read a number as a Unix timestamp; the API takes dates as YYYY-MM-DD only.
+    if not isinstance(value, str | dt.date):
+        raise ValueError("a date is written YYYY-MM-DD")
+    return value
+
+
+EncounterDate = Annotated[
+    dt.date,
+    BeforeValidator(_written_date),
+    Field(description="Date of service, YYYY-MM-DD."),
 ]
 NoteId = Annotated[
     str,
@@ -107,7 +121,7 @@ class SuggestionRequest(SuggestOptions):
     text: NoteText
     setting: CareSetting = "outpatient"
     note_id: NoteId | None = None
-    encounter_date: dt.date | None = None
+    encounter_date: EncounterDate | None = None
     patient: PatientIn | None = None
 
 
@@ -255,7 +269,7 @@ class BatchNoteIn(_Request):
     text: NoteText
     note_id: NoteId | None = None
     setting: CareSetting | None = None
-    encounter_date: dt.date | None = None
+    encounter_date: EncounterDate | None = None
     patient: PatientIn | None = None
 
 

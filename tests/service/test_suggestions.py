@@ -69,6 +69,8 @@ def test_suggestions_returns_ranked_codes_with_evidence_and_versions(service: Se
         ({"text": NOTE, "patient": {"age": -1}}, "patient.age"),
         ({"text": NOTE, "patient": {"sex": "x"}}, "patient.sex"),
         ({"text": NOTE, "encounter_date": "yesterday"}, "encounter_date"),
+        ({"text": NOTE, "encounter_date": 0}, "encounter_date"),
+        ({"text": NOTE, "encounter_date": 1700000000}, "encounter_date"),
         ({"text": NOTE, "colour": "blue"}, "colour"),
         ({"text": 42}, "text"),
     ],
