@@ -186,6 +186,34 @@ class JobManager:
         logger.info("request %s: queued %s with %d notes", request_id, job_id, len(notes))
         return f"{job_id}{secret}", row
 
+    def accept(
+        self, principal: Principal, notes: Sequence[NoteInput], options: Options, request_id: str
+    ) -> dict[str, Any]:
+        """Queue a job and build the ``202`` answer (:class:`~service.schemas.JobAccepted`).
+
+        Args:
+            principal: the caller.
+            notes: the notes, already checked.
+            options: shared options.
+            request_id: the submitting request's id.
+
+        Returns:
+            The response body; ``status_url`` is also the answer's ``Location``.
+
+        Raises:
+            TooManyJobsError: this process already has ``max_active`` unfinished jobs.
+        """
+        token, row = self.submit(principal, notes, options, request_id)
+        return {
+            "model_version": self.suggester.model_version,
+            "code_set_versions": dict(self.suggester.code_set_versions),
+            "request_id": request_id,
+            "job_id": token,
+            "status": row.status,
+            "status_url": f"/v1/jobs/{token}",
+            "n_notes": row.n_notes,
+        }
+
     # -- reading ---------------------------------------------------------------------------
     def read(self, principal: Principal, token: str) -> tuple[Job, list[dict[str, Any]] | None]:
         """Return a job's row and, on the first read after success, its results (then deleted).

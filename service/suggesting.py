@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from pipeline.errors import NoteTooLongError
 from pipeline.suggest import Evidence, Patient, Suggestion, SuggestionResult
+from service.errors import PayloadTooLargeError
 from service.schemas import BatchNoteIn, BatchRequest, PatientIn, SuggestionRequest
 
 logger = logging.getLogger(__name__)
@@ -342,3 +343,54 @@ def suggest_many(
         (time.perf_counter() - started) * 1000,
     )
     return [a for a in answers if a is not None]
+
+
+def batch_notes(body: BatchRequest, max_notes: int, max_chars: int) -> list[NoteInput]:
+    """Check a batch against the limits and build its notes.
+
+    Args:
+        body: the batch request.
+        max_notes: most notes in one batch (``CODESUGGEST_JOB_MAX_NOTES``).
+        max_chars: longest note (``CODESUGGEST_MAX_TEXT_CHARS``).
+
+    Returns:
+        The notes, in order, each with the batch's setting unless it has its own.
+
+    Raises:
+        PayloadTooLargeError: too many notes (413).
+        NoteTooLongError: a note over the length limit, named by its index (413).
+    """
+    if len(body.notes) > max_notes:
+        raise PayloadTooLargeError(
+            f"{len(body.notes):,} notes in one batch; the limit is {max_notes:,} "
+            "(CODESUGGEST_JOB_MAX_NOTES): split the batch"
+        )
+    for i, note in enumerate(body.notes):
+        check_length(note.text, max_chars, field=f"notes[{i}].text")
+    return [note_from_batch(note, body.setting) for note in body.notes]
+
+
+def batch_body(
+    suggester: SuggesterLike, notes: Sequence[NoteInput], options: Options, request_id: str
+) -> dict[str, Any]:
+    """Code a synchronous batch and build its answer (:class:`~service.schemas.BatchResponse`).
+
+    Args:
+        suggester: the loaded suggester.
+        notes: the notes.
+        options: shared options.
+        request_id: the request's id.
+
+    Returns:
+        The response body, results in the order of the notes.
+    """
+    started = time.perf_counter()
+    results = suggest_many(suggester, notes, options, request_id)
+    return {
+        "model_version": suggester.model_version,
+        "code_set_versions": dict(suggester.code_set_versions),
+        "request_id": request_id,
+        "n_notes": len(notes),
+        "results": results,
+        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+    }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -19,7 +18,6 @@ from service.deps import (
     get_suggester,
     require,
 )
-from service.errors import PayloadTooLargeError
 from service.idempotency import Answer, IdempotencyStore
 from service.jobs import JobManager
 from service.schemas import (
@@ -33,11 +31,11 @@ from service.schemas import (
 from service.security import Principal
 from service.suggesting import (
     SuggesterLike,
+    batch_body,
+    batch_notes,
     check_length,
-    note_from_batch,
     note_from_request,
     options_from,
-    suggest_many,
     suggest_one,
 )
 
@@ -98,47 +96,15 @@ def create_batch(
 ) -> JSONResponse:
     """Up to the synchronous limit (100) the answers come at once; more notes (up to 10,000) are
     queued as a job: ``202`` with ``status_url`` (also in ``Location``) to poll."""
-    n_notes = len(body.notes)
-    info.n_notes, info.text_length = n_notes, sum(len(n.text) for n in body.notes)
-    if n_notes > settings.job_max_notes:
-        raise PayloadTooLargeError(
-            f"{n_notes:,} notes in one batch; the limit is {settings.job_max_notes:,} "
-            "(CODESUGGEST_JOB_MAX_NOTES): split the batch"
-        )
-    for i, note in enumerate(body.notes):
-        check_length(note.text, settings.max_text_chars, field=f"notes[{i}].text")
-    notes = [note_from_batch(note, body.setting) for note in body.notes]
+    info.n_notes, info.text_length = len(body.notes), sum(len(n.text) for n in body.notes)
+    notes = batch_notes(body, settings.job_max_notes, settings.max_text_chars)
     options = options_from(body)
 
     def produce() -> Answer:
-        model_version = suggester.model_version
-        code_set_versions = dict(suggester.code_set_versions)
-        if n_notes <= settings.batch_sync_limit:
-            started = time.perf_counter()
-            results = suggest_many(suggester, notes, options, info.request_id)
-            elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-            # The shape of BatchResponse, built directly (see service.suggesting.to_body).
-            batch = {
-                "model_version": model_version,
-                "code_set_versions": code_set_versions,
-                "request_id": info.request_id,
-                "n_notes": n_notes,
-                "results": results,
-                "elapsed_ms": elapsed_ms,
-            }
-            return Answer(200, batch)
-        token, row = jobs.submit(principal, notes, options, info.request_id)
-        url = f"/v1/jobs/{token}"
-        accepted = JobAccepted(
-            job_id=token,
-            status="queued",
-            status_url=url,
-            n_notes=row.n_notes,
-            model_version=model_version,
-            code_set_versions=code_set_versions,
-            request_id=info.request_id,
-        )
-        return Answer(202, accepted.model_dump(mode="json"), headers={"Location": url})
+        if len(notes) <= settings.batch_sync_limit:
+            return Answer(200, batch_body(suggester, notes, options, info.request_id))
+        accepted = jobs.accept(principal, notes, options, info.request_id)
+        return Answer(202, accepted, headers={"Location": accepted["status_url"]})
 
     return idempotency.run(
         key_id=principal.key_id,
