@@ -163,7 +163,14 @@ def _worker_pids(pid: int) -> list[int]:
 
 
 def rss_mb(pids: Sequence[int]) -> list[float]:
-    """Resident memory of each process, in MiB."""
+    """Resident memory of each process.
+
+    Args:
+        pids: process ids.
+
+    Returns:
+        MiB per process, in order.
+    """
     import psutil
 
     return [round(psutil.Process(p).memory_info().rss / 2**20, 1) for p in pids]
@@ -369,7 +376,14 @@ def targets(results: Sequence[RunResult]) -> dict[str, dict[str, Any]]:
 
 
 def format_table(results: Sequence[RunResult]) -> str:
-    """Render the results as a Markdown table."""
+    """Render the results as a Markdown table.
+
+    Args:
+        results: measured combinations.
+
+    Returns:
+        The table.
+    """
     lines = [
         "| workers | concurrency | requests | errors | p50 ms | p95 ms | max ms | notes/s | RSS per worker MiB |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -394,7 +408,14 @@ def _int_list(text: str) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark from the command line; returns the exit code."""
+    """Run the benchmark from the command line.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0, or 2 for a bad model folder or option.
+    """
     from pipeline.locations import PROJECT_ROOT, default_model_dir
 
     parser = argparse.ArgumentParser(prog="python -m service.bench", description=__doc__.split("\n")[0])

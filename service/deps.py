@@ -29,37 +29,79 @@ bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 
 
 def get_info(request: Request) -> RequestInfo:
-    """The request's log/audit info, created by the request middleware."""
+    """The request's log/audit info, created by the request middleware.
+
+    Args:
+        request: the current request.
+
+    Returns:
+        The RequestInfo kept on ``request.state``.
+    """
     info: RequestInfo = request.state.info
     return info
 
 
 def get_settings(request: Request) -> Settings:
-    """The deployment settings."""
+    """The deployment settings.
+
+    Args:
+        request: the current request.
+
+    Returns:
+        The Settings kept on ``app.state``.
+    """
     settings: Settings = request.app.state.settings
     return settings
 
 
 def get_suggester(request: Request) -> SuggesterLike:
-    """The suggester loaded at startup."""
+    """The suggester loaded at startup.
+
+    Args:
+        request: the current request.
+
+    Returns:
+        The SuggesterLike kept on ``app.state``.
+    """
     suggester: SuggesterLike = request.app.state.suggester
     return suggester
 
 
 def get_db(request: Request) -> Database:
-    """The service database."""
+    """The service database.
+
+    Args:
+        request: the current request.
+
+    Returns:
+        The Database kept on ``app.state``.
+    """
     db: Database = request.app.state.db
     return db
 
 
 def get_jobs(request: Request) -> JobManager:
-    """This process's job manager."""
+    """This process's job manager.
+
+    Args:
+        request: the current request.
+
+    Returns:
+        The JobManager kept on ``app.state``.
+    """
     jobs: JobManager = request.app.state.jobs
     return jobs
 
 
 def get_idempotency(request: Request) -> IdempotencyStore:
-    """The idempotency store."""
+    """The idempotency store.
+
+    Args:
+        request: the current request.
+
+    Returns:
+        The IdempotencyStore kept on ``app.state``.
+    """
     store: IdempotencyStore = request.app.state.idempotency
     return store
 

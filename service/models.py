@@ -50,6 +50,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Store an aware timestamp as naive UTC; a naive one is refused (its zone is unknown)."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -57,6 +58,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Read a stored timestamp back as aware UTC."""
         return None if value is None else value.replace(tzinfo=dt.UTC)
 
 

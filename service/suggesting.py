@@ -106,12 +106,28 @@ class BoundedSuggester:
         return self.inner.model_info()
 
     def suggest(self, text: str, **kwargs: Any) -> SuggestionResult:
-        """Code one note when a slot is free."""
+        """Code one note when a slot is free.
+
+        Args:
+            text: the note.
+            **kwargs: as for :meth:`pipeline.suggest.Suggester.suggest`.
+
+        Returns:
+            The result.
+        """
         with self._slots:
             return self.inner.suggest(text, **kwargs)
 
     def suggest_batch(self, texts: Sequence[str], **kwargs: Any) -> list[SuggestionResult]:
-        """Code several notes when a slot is free."""
+        """Code several notes when a slot is free.
+
+        Args:
+            texts: the notes.
+            **kwargs: as for :meth:`pipeline.suggest.Suggester.suggest_batch`.
+
+        Returns:
+            One result per note.
+        """
         with self._slots:
             return self.inner.suggest_batch(texts, **kwargs)
 
@@ -157,19 +173,41 @@ def _patient(patient: PatientIn | None) -> tuple[int | None, str | None]:
 
 
 def note_from_request(request: SuggestionRequest) -> NoteInput:
-    """Build the note of a single-note request."""
+    """Build the note of a single-note request.
+
+    Args:
+        request: the validated request.
+
+    Returns:
+        The note with its arguments.
+    """
     age, sex = _patient(request.patient)
     return NoteInput(request.text, request.note_id, request.setting, request.encounter_date, age, sex)
 
 
 def note_from_batch(note: BatchNoteIn, default_setting: str) -> NoteInput:
-    """Build one note of a batch request, with the batch's setting as the fallback."""
+    """Build one note of a batch request.
+
+    Args:
+        note: the note as sent.
+        default_setting: the batch's setting, used when the note has none.
+
+    Returns:
+        The note with its arguments.
+    """
     age, sex = _patient(note.patient)
     return NoteInput(note.text, note.note_id, note.setting or default_setting, note.encounter_date, age, sex)
 
 
 def options_from(request: SuggestionRequest | BatchRequest) -> Options:
-    """Build the shared options of a request."""
+    """Build the shared options of a request (code systems deduplicated, order kept).
+
+    Args:
+        request: a single or batch request.
+
+    Returns:
+        The options.
+    """
     systems = tuple(dict.fromkeys(request.code_systems)) if request.code_systems else None
     return Options(systems, request.top_k, request.min_score)
 
