@@ -462,7 +462,11 @@ class FuzzyIndex:
         vectors = vectorizer.fit_transform(aliases)
         index = nmslib.init(method="hnsw", space="cosinesimil_sparse", data_type=nmslib.DataType.SPARSE_VECTOR)
         index.addDataPointBatch(vectors)
-        index.createIndex({"M": m, "efConstruction": ef_construction, "post": 0}, print_progress=False)
+        # One build thread: HNSW graphs built by several threads differ from run to run, and the
+        # same data must give the same model.
+        index.createIndex(
+            {"M": m, "efConstruction": ef_construction, "post": 0, "indexThreadQty": 1}, print_progress=False
+        )
         logger.info("fuzzy index: %d aliases, %d features", len(aliases), vectors.shape[1])
         return cls(aliases, [sorted(codes_of[a]) for a in aliases], vectorizer, index)
 

@@ -30,25 +30,17 @@ XFAIL = {
         "no dictionary mention: the default model's term table has no term matching 'fracture of the "
         "waist (middle third) of the scaphoid', so S62.021K is never stated (only 'fracture' -> T14.8)"
     ),
-    "synthetic-011-strep-pharyngitis": (
-        "87880 is never found: the CPT starter lexicon's phrases need the word 'strep'; the note writes "
-        "'rapid streptococcal antigen test'"
-    ),
     "synthetic-019-low-back-strain-ketorolac": (
         "the External Cause Index sends lifting to X50.0 only for 'heavy objects' or 'weights'; "
         "'lifting a 50 lb box' names neither, so the mechanism found is 'pulling, excessive' X50.9"
     ),
     "synthetic-027-hypertrophic-scar-sequela": (
-        "11900 (intralesional injection) is not in the CPT starter lexicon, and 'laceration from a "
-        "kitchen knife' reaches no External Cause Index entry (W26.0 needs 'cut' or 'contact with')"
+        "'laceration from a kitchen knife' reaches no External Cause Index entry (W26.0 needs 'cut' "
+        "or 'contact with')"
     ),
     "synthetic-028-foot-drop-sequela-afo": (
         "'thrown from a horse' has no External Cause Index entry (V80.010 sits under Accident, "
         "transport, animal-rider); the chief complaint's tripping (W18.40) is found instead"
-    ),
-    "synthetic-030-prostate-cancer-and-bph": (
-        "the default model finds no mention for 'adenocarcinoma of the prostate' (C61), and 84153 "
-        "(PSA) is not in the CPT starter lexicon"
     ),
     "synthetic-032-ed-forehead-laceration": (
         "the External Cause Index sends 'tripping over a rug, with fall' to W18.09; W01.190 (with "
@@ -70,8 +62,6 @@ NOTES = read_corpus(SYNTHETIC)
 
 # The same causes, for the notes where they also change the E/M level or the units.
 XFAIL_EM = {
-    "synthetic-030-prostate-cancer-and-bph": XFAIL["synthetic-030-prostate-cancer-and-bph"]
-    + " (so MDM counts one chronic illness, not two: low, not moderate)",
     "synthetic-035-derm-actinic-keratoses-and-biopsy-59": XFAIL["synthetic-035-derm-actinic-keratoses-and-biopsy-59"],
 }
 

@@ -37,7 +37,7 @@ CPT_CODE_RE = re.compile(r"^[0-9]{4}[0-9FTUM]$")
 STARTER_SCHEMA = "codesuggest.cpt-starter/1"
 STARTER_RESOURCE = "cpt_starter.json"
 # Must equal the "version" of resources/cpt_starter.json (checked by the loader).
-STARTER_VERSION = "2026.1"
+STARTER_VERSION = "2026.2"
 STARTER_SOURCE = "codesuggest starter lexicon"
 
 STARTER_CATEGORIES = (

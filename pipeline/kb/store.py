@@ -219,7 +219,7 @@ class KnowledgeBase:
 
     Attributes:
         versions: code-set versions, e.g. ``{"ICD10CM": "FY2026 (April 1, 2026 update)",
-            "ICD10CM_INDEX": "FY2025", "HCPCS": "2020", "CPT": "starter 2026.1"}``.
+            "ICD10CM_INDEX": "FY2025", "HCPCS": "2020", "CPT": "starter 2026.2"}``.
         modifiers: CPT/HCPCS modifier code -> modifier.
         index_entries: every Alphabetic Index entry (index, external, neoplasm, drug).
     """
