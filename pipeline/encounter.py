@@ -235,7 +235,7 @@ class EncounterCoder:
             )
         dropped = {c.code: c for c in dx.dropped}
         explained = 0
-        for code, prob in ranked:
+        for code, prob in ranked[:_LISTED]:
             if ("ICD10CM", code) in seen:
                 continue
             rec = self.kb.get(code, "ICD10CM")
@@ -297,6 +297,9 @@ class EncounterCoder:
 _ASSERTION_NAMES = ("negated", "historical", "family", "hypothetical", "uncertain")
 # Learned codes whose words are looked up per note (the best-ranked ones; the rest keep none).
 _EXPLAINED = 40
+# Ranked ICD-10-CM codes listed beyond the rules' own (the rest score far below any threshold; a
+# coder never reads 200 of them and every one costs time to build and to send).
+_LISTED = 100
 
 
 class _CachedKb:

@@ -165,8 +165,8 @@ class CodeRanker(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        max_iter: int = 300,
-        learning_rate: float = 0.05,
+        max_iter: int = 150,
+        learning_rate: float = 0.1,
         max_leaf_nodes: int = 31,
         l2_regularization: float = 1.0,
         calibration_folds: int = 5,
@@ -193,7 +193,9 @@ class CodeRanker(ClassifierMixin, BaseEstimator):
             random_state=self.random_state,
         )
         splits = list(GroupKFold(n_splits=self.calibration_folds).split(X, y, groups))
-        self.model_ = CalibratedClassifierCV(base, method="isotonic", cv=splits)
+        # ensemble=False: the isotonic map is fitted on out-of-fold predictions and one booster
+        # is refitted on all rows, so a note is scored by one model, not five (27 ms -> 6 ms).
+        self.model_ = CalibratedClassifierCV(base, method="isotonic", cv=splits, ensemble=False)
         # One OpenMP thread: with anything else running on the machine, the default spin-waiting
         # threads made this fit 35 times slower (532 s against 15 s, measured).
         with threadpool_limits(1):
