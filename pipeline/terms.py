@@ -224,6 +224,8 @@ class TermTable:
     def __init__(self, terms: list[Term]) -> None:
         self.terms = terms
         df: Counter[str] = Counter(k for t in terms for k in t.keys)
+        # Keys as frozensets: the subset test against a sentence's keys runs in C.
+        self.keysets = [frozenset(t.keys) for t in terms]
         self.anchors: dict[str, list[int]] = defaultdict(list)
         for i, term in enumerate(terms):
             # The rarest key is checked first: few terms share it.

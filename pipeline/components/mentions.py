@@ -290,14 +290,14 @@ class MentionMatcher:
                     positions[k].append(i)
         if not positions:
             return []
-        present = positions.keys()
-        terms = self.table.terms
+        present = set(positions)
+        terms, keysets = self.table.terms, self.table.keysets
         found: list[TermMatch] = []
         for anchor in list(present):
             for ti in self.table.anchors.get(anchor, ()):
-                term = terms[ti]
-                if not all(k in present for k in term.keys):
+                if not keysets[ti] <= present:
                     continue
+                term = terms[ti]
                 tokens = self._place(term, positions, ordinal)
                 if tokens is None:
                     continue
