@@ -8,24 +8,27 @@ must never hold note text unless the deployment opts in, so both are sealed:
   the same note again can open it; the row keeps a differently derived hash to match bodies);
 * job results with a key derived from the secret half of the job id, which only the client holds.
 
-The construction uses the standard library only: zlib compression, then a SHAKE-256 keystream
-(an extendable-output function used as a stream cipher with a fresh random nonce per message)
-and an HMAC-SHA256 tag over version, nonce and ciphertext (encrypt-then-MAC), with separate
-encryption and MAC keys derived from the one key.
+The construction is AES-256-GCM (an authenticated cipher, from the ``cryptography`` package) over
+the zlib-compressed text, with a fresh random 96-bit nonce per message and the format version as
+associated data; keys are derived with HKDF-SHA256, one per purpose. Stored data is not a place
+for a home-made cipher.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import zlib
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from pipeline.errors import CodesuggestError
 
-VERSION = b"\x01"
-NONCE_BYTES = 16
-TAG_BYTES = 32
+VERSION = b"\x02"
+NONCE_BYTES = 12
+TAG_BYTES = 16
 
 
 class SealError(CodesuggestError):
@@ -35,7 +38,7 @@ class SealError(CodesuggestError):
 
 
 def derive_key(purpose: str, material: bytes) -> bytes:
-    """Derive a 32-byte key for one purpose from secret material.
+    """Derive a 32-byte key for one purpose from secret material (HKDF-SHA256).
 
     Args:
         purpose: a label that separates uses (``"idempotency.seal"``, ``"job.seal"``...).
@@ -44,15 +47,8 @@ def derive_key(purpose: str, material: bytes) -> bytes:
     Returns:
         The key.
     """
-    return hashlib.sha256(purpose.encode("utf-8") + b"\x00" + material).digest()
-
-
-def _xor(data: bytes, stream: bytes) -> bytes:
-    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(len(data), "big")
-
-
-def _subkeys(key: bytes) -> tuple[bytes, bytes]:
-    return derive_key("seal.encrypt", key), derive_key("seal.mac", key)
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"codesuggest/" + purpose.encode("utf-8"))
+    return hkdf.derive(material)
 
 
 def seal(key: bytes, plaintext: bytes) -> bytes:
@@ -63,14 +59,10 @@ def seal(key: bytes, plaintext: bytes) -> bytes:
         plaintext: what to protect.
 
     Returns:
-        ``version || nonce || ciphertext || tag``.
+        ``version || nonce || ciphertext-with-tag``.
     """
-    enc_key, mac_key = _subkeys(key)
     nonce = os.urandom(NONCE_BYTES)
-    packed = zlib.compress(plaintext, 6)
-    stream = hashlib.shake_256(enc_key + nonce).digest(len(packed)) if packed else b""
-    body = VERSION + nonce + _xor(packed, stream)
-    return body + hmac.new(mac_key, body, hashlib.sha256).digest()
+    return VERSION + nonce + AESGCM(key).encrypt(nonce, zlib.compress(plaintext, 6), VERSION)
 
 
 def unseal(key: bytes, blob: bytes) -> bytes:
@@ -88,13 +80,12 @@ def unseal(key: bytes, blob: bytes) -> bytes:
     """
     if len(blob) < 1 + NONCE_BYTES + TAG_BYTES or blob[:1] != VERSION:
         raise SealError("sealed data is malformed or of an unknown version")
-    enc_key, mac_key = _subkeys(key)
-    body, tag = blob[:-TAG_BYTES], blob[-TAG_BYTES:]
-    if not hmac.compare_digest(tag, hmac.new(mac_key, body, hashlib.sha256).digest()):
-        raise SealError("sealed data does not match its key (altered, or the wrong key)")
-    nonce, ciphertext = body[1 : 1 + NONCE_BYTES], body[1 + NONCE_BYTES :]
-    stream = hashlib.shake_256(enc_key + nonce).digest(len(ciphertext)) if ciphertext else b""
+    nonce, ciphertext = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
     try:
-        return zlib.decompress(_xor(ciphertext, stream))
+        packed = AESGCM(key).decrypt(nonce, ciphertext, VERSION)
+    except InvalidTag as exc:
+        raise SealError("sealed data does not match its key (altered, or the wrong key)") from exc
+    try:
+        return zlib.decompress(packed)
     except zlib.error as exc:  # pragma: no cover - only reachable with a forged valid tag
         raise SealError(f"sealed data does not decompress: {exc}") from exc

@@ -30,7 +30,7 @@ def test_sealing_detects_tampering(position: int) -> None:
         unseal(key, bytes(blob))
 
 
-@pytest.mark.parametrize("blob", [b"", b"\x01", b"\x02" + b"0" * 80])
+@pytest.mark.parametrize("blob", [b"", b"\x02", b"\x01" + b"0" * 80, b"\x03" + b"0" * 80])
 def test_sealing_rejects_malformed_blobs(blob: bytes) -> None:
     with pytest.raises(SealError, match="malformed"):
         unseal(derive_key("test", b"k"), blob)
