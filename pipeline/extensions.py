@@ -11,6 +11,7 @@ because knowledge-base terms overlap: "pain" inside "chest pain").
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from spacy.tokens import Doc, Span, Token
@@ -85,6 +86,14 @@ def register_extensions() -> None:
     for attr in CONTEXT_ATTRIBUTES:
         if not Span.has_extension(attr):
             Span.set_extension(attr, default=False)
+
+
+def record_timing(doc: Doc, name: str, started: float) -> None:
+    """Add the seconds since ``started`` (a ``time.perf_counter()`` reading) to ``doc._.cs_timings``."""
+    timings = doc._.cs_timings
+    if timings is None:
+        timings = doc._.cs_timings = {}
+    timings[name] = time.perf_counter() - started
 
 
 def assertions_of(span: Span) -> dict[str, bool]:

@@ -907,3 +907,55 @@ def dump_rules(data: dict[str, Any]) -> str:
             out.append(f" {json.dumps(key)}: {text}{comma}")
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+class RuleFileComponent:
+    """``to_disk`` / ``from_disk`` for a spaCy component whose data is one validated rule file.
+
+    Subclasses set ``rules_file`` (the file name inside the component's folder), keep the parsed
+    rules (an object with ``.data``) where :meth:`_saved_rules` finds them, and rebuild
+    themselves from a rule file's text in :meth:`_restore`.
+    """
+
+    name: str
+    rules_file: str
+
+    def _saved_rules(self) -> Any:
+        return getattr(self, "rules", None)
+
+    def _restore(self, text: str, source: str) -> None:
+        raise NotImplementedError
+
+    def to_disk(self, path: str | Path, *, exclude: Any = ()) -> None:
+        """Write the rules into the component's folder.
+
+        Args:
+            path: the component folder (created if missing).
+            exclude: unused (spaCy's signature).
+
+        Raises:
+            ValueError: the component was never initialised.
+        """
+        rules = self._saved_rules()
+        if rules is None:
+            raise ValueError(f"{self.name} has no rules to save: initialize it first")
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / self.rules_file).write_text(dump_rules(rules.data), encoding="utf-8")
+
+    def from_disk(self, path: str | Path, *, exclude: Any = ()) -> Any:
+        """Read back what :meth:`to_disk` wrote and rebuild the component.
+
+        Args:
+            path: the component folder.
+            exclude: unused (spaCy's signature).
+
+        Returns:
+            self.
+
+        Raises:
+            RuleFileError: the saved rule file is missing or invalid.
+        """
+        text, source = read_rule_text(Path(path) / self.rules_file, self.rules_file)
+        self._restore(text, source)
+        return self

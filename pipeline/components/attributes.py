@@ -37,7 +37,6 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy
@@ -46,12 +45,12 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from pipeline.extensions import MENTIONS, register_extensions
+from pipeline.extensions import MENTIONS, record_timing, register_extensions
 from pipeline.rules import (
     ATTRIBUTE_RULES_FILE,
     AttributeRules,
     CueGroup,
-    dump_rules,
+    RuleFileComponent,
     load_attribute_rules,
     read_rule_text,
 )
@@ -105,13 +104,15 @@ def make_attributes(nlp: Language, name: str) -> "MentionAttributes":
     return MentionAttributes(nlp, name)
 
 
-class MentionAttributes:
+class MentionAttributes(RuleFileComponent):
     """Sets laterality, episode, acuity, site, views and fracture details of mentions.
 
     Args:
         nlp: the pipeline (its vocabulary and tokenizer build the phrase matchers).
         name: component name.
     """
+
+    rules_file = ATTRIBUTE_RULES_FILE
 
     def __init__(self, nlp: Language, name: str = "cs_attributes"):
         register_extensions()
@@ -274,7 +275,7 @@ class MentionAttributes:
                     attributes["views_complete"] = True
             ext.cs_attributes = attributes
             self._section_assertions(ext, section)
-        _timing(doc, self.name, started)
+        record_timing(doc, self.name, started)
         return doc
 
     def _find_cues(self, doc: Doc) -> tuple[dict[str, list[_Cue]], dict[str, list[tuple[int, int]]]]:
@@ -377,36 +378,9 @@ class MentionAttributes:
             if rule.section == section and not any(getattr(ext, attr) for attr in rule.unless):
                 setattr(ext, rule.attribute, True)
 
-    # -- persistence ---------------------------------------------------------------------------
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        """Write the attribute rules into the component's folder.
-
-        Args:
-            path: the component folder (created if missing).
-            exclude: unused (spaCy's signature).
-        """
-        if self.rules is None:
-            raise ValueError("cs_attributes has no rules to save: initialize it first")
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / ATTRIBUTE_RULES_FILE).write_text(dump_rules(self.rules.data), encoding="utf-8")
-
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "MentionAttributes":
-        """Read back what :meth:`to_disk` wrote and recompile.
-
-        Args:
-            path: the component folder.
-            exclude: unused (spaCy's signature).
-
-        Returns:
-            self.
-
-        Raises:
-            RuleFileError: the saved rule file is missing or invalid.
-        """
-        text, source = read_rule_text(Path(path) / ATTRIBUTE_RULES_FILE, ATTRIBUTE_RULES_FILE)
+    # -- persistence (pipeline.rules.RuleFileComponent) -----------------------------------------
+    def _restore(self, text: str, source: str) -> None:
         self.set_rules(load_attribute_rules(text, source))
-        return self
 
 
 def _alternation(words: Iterable[str]) -> str:
@@ -469,10 +443,3 @@ def _document_value(group: CueGroup, cues: Sequence[_Cue]) -> str | None:
         order = {v: i for i, v in enumerate(group.priority)}
         return min(allowed, key=lambda v: order.get(v or "", len(order)))
     return allowed[0]
-
-
-def _timing(doc: Doc, name: str, started: float) -> None:
-    timings = doc._.cs_timings
-    if timings is None:
-        timings = doc._.cs_timings = {}
-    timings[name] = time.perf_counter() - started

@@ -18,7 +18,7 @@ from spacy.tokens import Doc
 from spacy.util import ensure_path
 
 from pipeline.candidates import Candidate, CodeCandidate, CodeTree
-from pipeline.extensions import MENTIONS, register_extensions
+from pipeline.extensions import MENTIONS, record_timing, register_extensions
 from pipeline.textnorm import Normalizer, WordGroups
 
 
@@ -133,10 +133,7 @@ class CandidateComponent:
                 entry.mentions.append(index)
                 entry.candidates.append(cand)
         doc._.cs_candidates = by_code
-        timings = doc._.cs_timings
-        if timings is None:
-            timings = doc._.cs_timings = {}
-        timings[self.name] = time.perf_counter() - started
+        record_timing(doc, self.name, started)
         return doc
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:

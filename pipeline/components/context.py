@@ -20,18 +20,17 @@ history:" historical) are set by ``cs_attributes`` from its rule file, after thi
 import logging
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from medspacy.context import ConText, ConTextRule
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from pipeline.extensions import MENTIONS, register_extensions
+from pipeline.extensions import MENTIONS, record_timing, register_extensions
 from pipeline.rules import (
     CONTEXT_RULES_FILE,
     ContextRules,
-    dump_rules,
+    RuleFileComponent,
     expand_pattern,
     load_context_rules,
     read_rule_text,
@@ -68,13 +67,15 @@ def make_context(nlp: Language, name: str) -> "ClinicalContext":
     return ClinicalContext(nlp, name)
 
 
-class ClinicalContext:
+class ClinicalContext(RuleFileComponent):
     """Runs medspaCy's ConText with the project's triggers over the mention span group.
 
     Args:
         nlp: the pipeline (ConText's matchers use its vocabulary and tokenizer).
         name: component name.
     """
+
+    rules_file = CONTEXT_RULES_FILE
 
     def __init__(self, nlp: Language, name: str = "cs_context"):
         register_extensions()
@@ -155,39 +156,12 @@ class ClinicalContext:
             if not doc.has_annotation("SENT_START"):
                 raise ValueError("cs_context needs sentence boundaries: put cs_sentences before it")
             self._context(doc)
-        _timing(doc, self.name, started)
+        record_timing(doc, self.name, started)
         return doc
 
-    # -- persistence ---------------------------------------------------------------------------
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        """Write the triggers into the component's folder.
-
-        Args:
-            path: the component folder (created if missing).
-            exclude: unused (spaCy's signature).
-        """
-        if self.rules is None:
-            raise ValueError("cs_context has no rules to save: initialize it first")
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONTEXT_RULES_FILE).write_text(dump_rules(self.rules.data), encoding="utf-8")
-
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "ClinicalContext":
-        """Read back what :meth:`to_disk` wrote and rebuild ConText.
-
-        Args:
-            path: the component folder.
-            exclude: unused (spaCy's signature).
-
-        Returns:
-            self.
-
-        Raises:
-            RuleFileError: the saved rule file is missing or invalid.
-        """
-        text, source = read_rule_text(Path(path) / CONTEXT_RULES_FILE, CONTEXT_RULES_FILE)
+    # -- persistence (pipeline.rules.RuleFileComponent) -----------------------------------------
+    def _restore(self, text: str, source: str) -> None:
         self.set_rules(load_context_rules(text, source))
-        return self
 
 
 def phrase_variants(
@@ -220,10 +194,3 @@ def phrase_variants(
             return [(literal, pattern)]
         variants.append((text, None))
     return variants
-
-
-def _timing(doc: Doc, name: str, started: float) -> None:
-    timings = doc._.cs_timings
-    if timings is None:
-        timings = doc._.cs_timings = {}
-    timings[name] = time.perf_counter() - started

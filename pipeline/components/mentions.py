@@ -22,7 +22,7 @@ from spacy.tokens import Doc, Span
 from spacy.util import ensure_path
 
 from pipeline.candidates import FuzzyIndex
-from pipeline.extensions import MENTIONS, register_extensions
+from pipeline.extensions import MENTIONS, record_timing, register_extensions
 from pipeline.terms import SOURCES, Term, TermTable, kind_of, load_lexicon
 from pipeline.textnorm import Normalizer, WordGroups
 
@@ -221,7 +221,7 @@ class MentionMatcher:
             span._.cs_kind = matches[0].kind
             spans.append(span)
         doc.spans[MENTIONS] = spans
-        _timing(doc, self.name, started)
+        record_timing(doc, self.name, started)
         return doc
 
     def _fuzzy(
@@ -423,10 +423,3 @@ def _mark_subsumed(matches: list[TermMatch]) -> None:
             if i != j and len(tj) > len(ti) and ti < tj:
                 mi.subsumed = True
                 break
-
-
-def _timing(doc: Doc, name: str, started: float) -> None:
-    timings = doc._.cs_timings
-    if timings is None:
-        timings = doc._.cs_timings = {}
-    timings[name] = time.perf_counter() - started

@@ -28,7 +28,6 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from medspacy.section_detection import Sectionizer, SectionRule
@@ -36,11 +35,11 @@ from medspacy.section_detection.util import is_end_line, is_start_line
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from pipeline.extensions import MENTIONS, register_extensions
+from pipeline.extensions import MENTIONS, record_timing, register_extensions
 from pipeline.rules import (
     SECTION_RULES_FILE,
+    RuleFileComponent,
     SectionRules,
-    dump_rules,
     load_section_rules,
     read_rule_text,
 )
@@ -102,7 +101,7 @@ class _HeadingSectionizer(Sectionizer):
         return kept
 
 
-class ClinicalSectionizer:
+class ClinicalSectionizer(RuleFileComponent):
     """Finds section headings with medspaCy's Sectionizer and records section categories.
 
     Args:
@@ -111,6 +110,8 @@ class ClinicalSectionizer:
         max_section_length: at most this many tokens after a heading (None: no limit).
         inline_ends_at_line: an inline heading's section ends with its line.
     """
+
+    rules_file = SECTION_RULES_FILE
 
     def __init__(
         self,
@@ -217,39 +218,12 @@ class ClinicalSectionizer:
                     spans.append((doc[start].idx, last.idx + len(last), category))
         doc._.cs_section_spans = spans
         assign_mention_sections(doc)
-        _timing(doc, self.name, started)
+        record_timing(doc, self.name, started)
         return doc
 
-    # -- persistence ---------------------------------------------------------------------------
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        """Write the heading rules into the component's folder.
-
-        Args:
-            path: the component folder (created if missing).
-            exclude: unused (spaCy's signature).
-        """
-        if self.rules is None:
-            raise ValueError("cs_sections has no rules to save: initialize it first")
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / SECTION_RULES_FILE).write_text(dump_rules(self.rules.data), encoding="utf-8")
-
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "ClinicalSectionizer":
-        """Read back what :meth:`to_disk` wrote and rebuild the Sectionizer.
-
-        Args:
-            path: the component folder.
-            exclude: unused (spaCy's signature).
-
-        Returns:
-            self.
-
-        Raises:
-            RuleFileError: the saved rule file is missing or invalid.
-        """
-        text, source = read_rule_text(Path(path) / SECTION_RULES_FILE, SECTION_RULES_FILE)
+    # -- persistence (pipeline.rules.RuleFileComponent) -----------------------------------------
+    def _restore(self, text: str, source: str) -> None:
         self.set_rules(load_section_rules(text, source))
-        return self
 
 
 def _line_break(token_text: str) -> int:
@@ -300,10 +274,3 @@ def assign_mention_sections(doc: Doc) -> None:
         return
     for span in doc.spans[MENTIONS]:
         span._.cs_section = doc[span.start]._.cs_section
-
-
-def _timing(doc: Doc, name: str, started: float) -> None:
-    timings = doc._.cs_timings
-    if timings is None:
-        timings = doc._.cs_timings = {}
-    timings[name] = time.perf_counter() - started

@@ -21,7 +21,6 @@ compares with PyRuSH and spaCy's sentencizer.
 import logging
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any, cast
 
 import numpy
@@ -29,11 +28,11 @@ from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from pipeline.extensions import register_extensions
+from pipeline.extensions import record_timing, register_extensions
 from pipeline.rules import (
     SECTION_RULES_FILE,
+    RuleFileComponent,
     SectionRules,
-    dump_rules,
     load_section_rules,
     read_rule_text,
 )
@@ -79,7 +78,7 @@ def make_sentences(nlp: Language, name: str, soft_wrap_min_chars: int) -> "Clini
     return ClinicalSentencizer(nlp, name, soft_wrap_min_chars=soft_wrap_min_chars)
 
 
-class ClinicalSentencizer:
+class ClinicalSentencizer(RuleFileComponent):
     """Sets ``token.is_sent_start`` for clinical text (see the module docstring).
 
     Args:
@@ -88,6 +87,8 @@ class ClinicalSentencizer:
         soft_wrap_min_chars: a line shorter than this ends its sentence even when the next line
             starts in lower case (short lines are list items, not wrapped prose).
     """
+
+    rules_file = SECTION_RULES_FILE
 
     def __init__(
         self,
@@ -153,7 +154,7 @@ class ClinicalSentencizer:
             # One array write: the token.is_sent_start setter re-checks the whole doc each time.
             values = numpy.array([1 if s else -1 for s in starts], dtype="int64").astype("uint64")
             doc.from_array([SENT_START], cast(Any, values.reshape(-1, 1)))
-        _timing(doc, self.name, started)
+        record_timing(doc, self.name, started)
         return doc
 
     def sentence_starts(self, doc: Doc) -> list[bool]:
@@ -310,45 +311,14 @@ class ClinicalSentencizer:
         options = self._headings.get(words[0]) if words else None
         return bool(options) and tuple(words) in (options or ())
 
-    # -- persistence ---------------------------------------------------------------------------
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        """Write the section rules (the headings' source) into the component's folder.
-
-        Args:
-            path: the component folder (created if missing).
-            exclude: unused (spaCy's signature).
-        """
-        if self.section_rules is None:
-            raise ValueError("cs_sentences has no rules to save: initialize it first")
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / SECTION_RULES_FILE).write_text(dump_rules(self.section_rules.data), encoding="utf-8")
-
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "ClinicalSentencizer":
-        """Read back what :meth:`to_disk` wrote.
-
-        Args:
-            path: the component folder.
-            exclude: unused (spaCy's signature).
-
-        Returns:
-            self.
-
-        Raises:
-            RuleFileError: the saved rule file is missing or invalid.
-        """
-        text, source = read_rule_text(Path(path) / SECTION_RULES_FILE, SECTION_RULES_FILE)
+    # -- persistence (pipeline.rules.RuleFileComponent) -----------------------------------------
+    def _restore(self, text: str, source: str) -> None:
         self._set_rules(load_section_rules(text, source))
-        return self
+
+    def _saved_rules(self) -> Any:
+        return self.section_rules
 
 
 def _all_caps(words: list[str]) -> bool:
     letters = [w for w in words if w.isalpha()]
     return bool(letters) and all(w.isupper() for w in letters) and any(len(w) > 1 for w in letters)
-
-
-def _timing(doc: Doc, name: str, started: float) -> None:
-    timings = doc._.cs_timings
-    if timings is None:
-        timings = doc._.cs_timings = {}
-    timings[name] = time.perf_counter() - started
