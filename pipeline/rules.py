@@ -923,6 +923,26 @@ class RuleFileComponent:
     def _saved_rules(self) -> Any:
         return getattr(self, "rules", None)
 
+    def initialize(
+        self,
+        get_examples: Any = None,
+        *,
+        nlp: Any = None,
+        rules_path: str | None = None,
+    ) -> None:
+        """Load the rules at build time (spaCy calls this from ``nlp.initialize()``).
+
+        Args:
+            get_examples: unused (spaCy's signature).
+            nlp: the pipeline (unused here; a subclass may need its tokenizer).
+            rules_path: a rule file; None uses the packaged one of the same name.
+
+        Raises:
+            RuleFileError: the rule file is invalid.
+        """
+        text, source = read_rule_text(rules_path, self.rules_file)
+        self._restore(text, source)
+
     def _restore(self, text: str, source: str) -> None:
         raise NotImplementedError
 

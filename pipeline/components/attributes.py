@@ -35,7 +35,7 @@ import logging
 import re
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +52,6 @@ from pipeline.rules import (
     CueGroup,
     RuleFileComponent,
     load_attribute_rules,
-    read_rule_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -132,26 +131,6 @@ class MentionAttributes(RuleFileComponent):
         self._barrier_hashes = numpy.zeros(0, dtype="uint64")
 
     # -- building ------------------------------------------------------------------------------
-    def initialize(
-        self,
-        get_examples: Callable[[], Iterable[Any]] | None = None,
-        *,
-        nlp: Language | None = None,
-        rules_path: str | None = None,
-    ) -> None:
-        """Load the cue rules and compile the matchers.
-
-        Args:
-            get_examples: unused (spaCy's signature).
-            nlp: unused (the factory's pipeline is used).
-            rules_path: an attribute rule file; None uses the packaged ``attribute_rules.json``.
-
-        Raises:
-            RuleFileError: the rule file is invalid.
-        """
-        text, source = read_rule_text(rules_path, ATTRIBUTE_RULES_FILE)
-        self.set_rules(load_attribute_rules(text, source))
-
     def set_rules(self, rules: AttributeRules) -> None:
         """Compile validated rules into phrase matchers and regular expressions.
 

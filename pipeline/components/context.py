@@ -19,7 +19,6 @@ history:" historical) are set by ``cs_attributes`` from its rule file, after thi
 
 import logging
 import time
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from medspacy.context import ConText, ConTextRule
@@ -33,7 +32,6 @@ from pipeline.rules import (
     RuleFileComponent,
     expand_pattern,
     load_context_rules,
-    read_rule_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,26 +83,6 @@ class ClinicalContext(RuleFileComponent):
         self._context: ConText | None = None
 
     # -- building ------------------------------------------------------------------------------
-    def initialize(
-        self,
-        get_examples: Callable[[], Iterable[Any]] | None = None,
-        *,
-        nlp: Language | None = None,
-        rules_path: str | None = None,
-    ) -> None:
-        """Load the triggers and build ConText.
-
-        Args:
-            get_examples: unused (spaCy's signature).
-            nlp: unused (the factory's pipeline is used).
-            rules_path: a ConText rule file; None uses the packaged ``context_rules.json``.
-
-        Raises:
-            RuleFileError: the rule file is invalid.
-        """
-        text, source = read_rule_text(rules_path, CONTEXT_RULES_FILE)
-        self.set_rules(load_context_rules(text, source))
-
     def set_rules(self, rules: ContextRules) -> None:
         """Build ConText from validated rules (medspaCy's default rules stay off).
 

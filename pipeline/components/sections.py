@@ -27,8 +27,6 @@ sentence is not a heading); without a colon it must stand alone on its line.
 import logging
 import time
 import warnings
-from collections.abc import Callable, Iterable
-from typing import Any
 
 from medspacy.section_detection import Sectionizer, SectionRule
 from medspacy.section_detection.util import is_end_line, is_start_line
@@ -41,7 +39,6 @@ from pipeline.rules import (
     RuleFileComponent,
     SectionRules,
     load_section_rules,
-    read_rule_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -130,26 +127,6 @@ class ClinicalSectionizer(RuleFileComponent):
         self._sectionizer: Sectionizer | None = None
 
     # -- building ------------------------------------------------------------------------------
-    def initialize(
-        self,
-        get_examples: Callable[[], Iterable[Any]] | None = None,
-        *,
-        nlp: Language | None = None,
-        rules_path: str | None = None,
-    ) -> None:
-        """Load the heading rules and build the Sectionizer.
-
-        Args:
-            get_examples: unused (spaCy's signature).
-            nlp: unused (the factory's pipeline is used).
-            rules_path: a section rule file; None uses the packaged ``section_rules.json``.
-
-        Raises:
-            RuleFileError: the rule file is invalid.
-        """
-        text, source = read_rule_text(rules_path, SECTION_RULES_FILE)
-        self.set_rules(load_section_rules(text, source))
-
     def set_rules(self, rules: SectionRules) -> None:
         """Build the Sectionizer from validated rules.
 

@@ -34,7 +34,6 @@ from pipeline.rules import (
     RuleFileComponent,
     SectionRules,
     load_section_rules,
-    read_rule_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -124,8 +123,7 @@ class ClinicalSentencizer(RuleFileComponent):
         """
         if nlp is not None:
             self._nlp = nlp
-        text, source = read_rule_text(rules_path, SECTION_RULES_FILE)
-        self._set_rules(load_section_rules(text, source))
+        super().initialize(get_examples, nlp=nlp, rules_path=rules_path)
 
     def _set_rules(self, rules: SectionRules) -> None:
         tokenize = self._nlp.tokenizer if self._nlp is not None else None
