@@ -150,6 +150,17 @@ class _Checker:
         prefix = f"{self.source}: line {line}: " if line is not None else f"{self.source}: "
         return RuleFileError(f"{prefix}{where + ': ' if where else ''}{message}")
 
+    def exact_object(self, raw: Any, allowed: set[str], key: str) -> None:
+        """Require ``raw`` to be an object with exactly the ``allowed`` keys."""
+        if not isinstance(raw, dict):
+            raise self.error(f"{key} must be an object", key)
+        unknown = sorted(set(raw) - allowed)
+        if unknown:
+            raise self.error(f"unknown key(s) {unknown} (allowed: {sorted(allowed)})", key)
+        missing = sorted(allowed - set(raw))
+        if missing:
+            raise self.error(f"missing key(s) {missing}", key)
+
 
 def _parse(text: str, source: str, schema: str, keys: set[str], required: set[str]) -> tuple[dict[str, Any], _Checker]:
     check = _Checker(text, source)
@@ -687,14 +698,7 @@ def _load_views(raw: Any, check: _Checker) -> ViewRules:
         "complete_words",
         "max_views",
     }
-    if not isinstance(raw, dict):
-        raise check.error("views must be an object", key)
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise check.error(f"unknown key(s) {unknown} (allowed: {sorted(allowed)})", key)
-    missing = sorted(allowed - set(raw))
-    if missing:
-        raise check.error(f"missing key(s) {missing}", key)
+    check.exact_object(raw, allowed, key)
     numbers = raw["numbers"]
     if not isinstance(numbers, dict) or not all(
         isinstance(w, str) and w and isinstance(n, int) and not isinstance(n, bool) and n > 0
@@ -729,14 +733,7 @@ def _load_encounter(raw: Any, check: _Checker) -> EncounterRules:
         "interpretation_only",
         "minutes_patterns",
     }
-    if not isinstance(raw, dict):
-        raise check.error("encounter must be an object", key)
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise check.error(f"unknown key(s) {unknown} (allowed: {sorted(allowed)})", key)
-    missing = sorted(allowed - set(raw))
-    if missing:
-        raise check.error(f"missing key(s) {missing}", key)
+    check.exact_object(raw, allowed, key)
     patterns = _string_list(raw["minutes_patterns"], "minutes_patterns", check, key)
     for pattern in patterns:
         try:
