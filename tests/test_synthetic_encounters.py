@@ -35,8 +35,7 @@ XFAIL = {
         "'lifting a 50 lb box' names neither, so the mechanism found is 'pulling, excessive' X50.9"
     ),
     "synthetic-027-hypertrophic-scar-sequela": (
-        "'laceration from a kitchen knife' reaches no External Cause Index entry (W26.0 needs 'cut' "
-        "or 'contact with')"
+        "'laceration from a kitchen knife' reaches no External Cause Index entry (W26.0 needs 'cut' or 'contact with')"
     ),
     "synthetic-028-foot-drop-sequela-afo": (
         "'thrown from a horse' has no External Cause Index entry (V80.010 sits under Accident, "
