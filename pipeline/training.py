@@ -71,6 +71,17 @@ class TrainingNote:
     gold: set[str]
 
 
+def _data_references(corpus_refs: Sequence[Path], train_notes: int, dev_notes: int) -> list[dict[str, Any]]:
+    """Manifest entries for the corpus files: the first is the training corpus, the second the dev one."""
+    if len(corpus_refs) > 2:
+        raise ValueError(f"corpus_refs: at most a training and a dev corpus file, got {len(corpus_refs)}")
+    roles = (("train", train_notes), ("dev", dev_notes))
+    return [
+        {"path": str(path), "role": role, "sha256": sha256_file(path), "notes": notes}
+        for path, (role, notes) in zip(corpus_refs, roles, strict=False)
+    ]
+
+
 def train_model(
     train: Sequence[TrainingNote],
     dev: Sequence[TrainingNote] | None,
@@ -89,7 +100,8 @@ def train_model(
         kb_dir: the knowledge-base artefact.
         out_dir: the artefact folder to write (replaced atomically).
         params: model settings.
-        corpus_refs: corpus files trained/tuned on, recorded with their sha256.
+        corpus_refs: the training corpus file, then the dev corpus file if any; each is recorded with
+            its role, sha256 and note count.
         progress: show progress bars.
         pipeline_from: reuse the spaCy pipeline of this model folder (verified first) instead of
             building it from the knowledge base: saves a minute when only the ranker changes.
@@ -184,7 +196,7 @@ def train_model(
         version=params.version,
         kind=MODEL_KIND,
         code_sets=dict(kb.versions),
-        training_data=[{"path": str(p), "sha256": sha256_file(p), "notes": None} for p in corpus_refs],
+        training_data=_data_references(corpus_refs, len(train), len(dev or [])),
         params=asdict(params),
         metrics=metrics,
         extra={

@@ -52,7 +52,7 @@ class RunResult:
         max_ms: slowest request.
         notes_per_s: throughput.
         rss_mb: resident memory of each worker process after the run.
-        startup_s: seconds from process start to ``/health/ready``.
+        startup_s: seconds from process start until `/health/ready` answers and every worker is idle.
     """
 
     workers: int
@@ -176,6 +176,43 @@ def rss_mb(pids: Sequence[int]) -> list[float]:
     return [round(psutil.Process(p).memory_info().rss / 2**20, 1) for p in pids]
 
 
+def wait_until_quiet(pid: int, workers: int, deadline: float, quiet_cpu_s: float = 0.05, window_s: float = 1.0) -> None:
+    """Wait until all ``workers`` worker processes exist and none is using the CPU.
+
+    ``/health/ready`` answers as soon as one worker has loaded the model; with several workers the
+    others may still be loading (about 10 s of one core each), which would be measured as the
+    service's own latency. Each worker is idle once its CPU time grows by less than
+    ``quiet_cpu_s`` over ``window_s``.
+
+    Args:
+        pid: the service's main process.
+        workers: the worker processes expected.
+        deadline: ``time.monotonic()`` after which to give up.
+        quiet_cpu_s: CPU seconds per window below which a worker counts as idle.
+        window_s: the window.
+
+    Raises:
+        RuntimeError: the workers did not settle before the deadline.
+    """
+    import psutil
+
+    def cpu(pids: Sequence[int]) -> list[float]:
+        times = [psutil.Process(p).cpu_times() for p in pids]
+        return [t.user + t.system for t in times]
+
+    while time.monotonic() < deadline:
+        pids = _worker_pids(pid)
+        if len(pids) >= workers:
+            before = cpu(pids)
+            time.sleep(window_s)
+            after = cpu(pids)
+            if all(b - a < quiet_cpu_s for a, b in zip(before, after, strict=True)):
+                return
+        else:
+            time.sleep(0.2)
+    raise RuntimeError(f"the {workers} service workers did not settle before the deadline")
+
+
 @contextmanager
 def running_service(
     workers: int, env: dict[str, str], cwd: Path, log: Path, timeout: float = 300
@@ -222,6 +259,7 @@ def running_service(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the service was not ready after {timeout:.0f} s; see {log}")
             time.sleep(0.2)
+        wait_until_quiet(process.pid, workers, deadline)
         yield base, process.pid, time.perf_counter() - started
     finally:
         if process.poll() is None:

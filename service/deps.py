@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -41,69 +41,29 @@ def get_info(request: Request) -> RequestInfo:
     return info
 
 
-def get_settings(request: Request) -> Settings:
-    """The deployment settings.
+def _from_app_state(attribute: str) -> Callable[[Request], Any]:
+    """A dependency that hands out ``app.state.<attribute>``, created once in ``lifespan``.
 
     Args:
-        request: the current request.
+        attribute: the name on ``app.state``.
 
     Returns:
-        The Settings kept on ``app.state``.
+        The dependency function (one per attribute, so routes and tests can override it).
     """
-    settings: Settings = request.app.state.settings
-    return settings
+
+    def dependency(request: Request) -> Any:
+        return getattr(request.app.state, attribute)
+
+    dependency.__name__ = f"get_{attribute}"
+    dependency.__doc__ = f"What ``lifespan`` keeps on ``app.state.{attribute}``."
+    return dependency
 
 
-def get_suggester(request: Request) -> SuggesterLike:
-    """The suggester loaded at startup.
-
-    Args:
-        request: the current request.
-
-    Returns:
-        The SuggesterLike kept on ``app.state``.
-    """
-    suggester: SuggesterLike = request.app.state.suggester
-    return suggester
-
-
-def get_db(request: Request) -> Database:
-    """The service database.
-
-    Args:
-        request: the current request.
-
-    Returns:
-        The Database kept on ``app.state``.
-    """
-    db: Database = request.app.state.db
-    return db
-
-
-def get_jobs(request: Request) -> JobManager:
-    """This process's job manager.
-
-    Args:
-        request: the current request.
-
-    Returns:
-        The JobManager kept on ``app.state``.
-    """
-    jobs: JobManager = request.app.state.jobs
-    return jobs
-
-
-def get_idempotency(request: Request) -> IdempotencyStore:
-    """The idempotency store.
-
-    Args:
-        request: the current request.
-
-    Returns:
-        The IdempotencyStore kept on ``app.state``.
-    """
-    store: IdempotencyStore = request.app.state.idempotency
-    return store
+get_settings: Callable[[Request], Settings] = _from_app_state("settings")
+get_suggester: Callable[[Request], SuggesterLike] = _from_app_state("suggester")
+get_db: Callable[[Request], Database] = _from_app_state("db")
+get_jobs: Callable[[Request], JobManager] = _from_app_state("jobs")
+get_idempotency: Callable[[Request], IdempotencyStore] = _from_app_state("idempotency")
 
 
 def get_principal(

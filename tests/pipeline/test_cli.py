@@ -131,7 +131,8 @@ def test_cli_train_small_model_round_trip(tmp_path: Path, data_dir: Path, capsys
     assert "dev MAP" in capsys.readouterr().out
     manifest = json.loads((out / "manifest.json").read_text("utf-8"))
     assert manifest["name"] == "tiny" and manifest["version"] == "0.0.1" and manifest["kind"] == "model"
-    assert {Path(t["path"]).name for t in manifest["training_data"]} == {"train.jsonl", "dev.jsonl"}
+    refs = {Path(t["path"]).name: (t["role"], t["notes"]) for t in manifest["training_data"]}
+    assert refs == {"train.jsonl": ("train", 60), "dev.jsonl": ("dev", 20)}
     assert "map" in manifest["metrics"]["dev"]
     assert (out / "MODEL_CARD.md").read_text("utf-8").startswith("# Model card")
     assert main(["suggest", "--model", str(out), "--json", str(train.parent / "train.jsonl")]) == 0

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.locations import default_model_dir
-from service.bench import RunResult, cut_note, format_table, load_notes, main, percentile, targets
+from service.bench import (
+    RunResult,
+    cut_note,
+    format_table,
+    load_notes,
+    main,
+    percentile,
+    targets,
+    wait_until_quiet,
+)
 
 
 @pytest.mark.parametrize(
@@ -75,6 +87,33 @@ def test_bench_targets_and_table() -> None:
 def test_bench_refuses_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--model", str(tmp_path)]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+BUSY_THEN_IDLE = (
+    "import time\nt = time.process_time()\nwhile time.process_time() - t < {busy}:\n    pass\ntime.sleep(60)"
+)
+
+
+def test_bench_waits_for_a_busy_worker_to_settle() -> None:
+    # a stand-in for a worker still loading its model: busy for 1.5 s of CPU, then idle
+    worker = subprocess.Popen([sys.executable, "-c", BUSY_THEN_IDLE.format(busy=1.5)])
+    try:
+        started = time.monotonic()
+        wait_until_quiet(worker.pid, 1, time.monotonic() + 30, window_s=0.5)
+        assert time.monotonic() - started >= 1.0
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def test_bench_gives_up_on_a_worker_that_never_settles() -> None:
+    worker = subprocess.Popen([sys.executable, "-c", BUSY_THEN_IDLE.format(busy=60)])
+    try:
+        with pytest.raises(RuntimeError, match="did not settle"):
+            wait_until_quiet(worker.pid, 1, time.monotonic() + 2, window_s=0.5)
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 @pytest.mark.slow
