@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,7 +23,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import GroupKFold
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +153,19 @@ class DocumentModel(BaseEstimator):
         return out
 
 
+@functools.cache
+def _controller() -> ThreadpoolController:
+    # Finding the native thread pools reads /proc/self/maps: 4 ms, which was a tenth of a note's
+    # suggestion time when done on every call. Created on first use, after scikit-learn has loaded
+    # its OpenMP runtime.
+    return ThreadpoolController()
+
+
+def _one_thread() -> Any:
+    """A context in which OpenMP and BLAS run one thread."""
+    return _controller().limit(limits=1)
+
+
 class CodeRanker(ClassifierMixin, BaseEstimator):
     """Calibrated gradient boosting over candidate features.
 
@@ -198,7 +213,7 @@ class CodeRanker(ClassifierMixin, BaseEstimator):
         self.model_ = CalibratedClassifierCV(base, method="isotonic", cv=splits, ensemble=False)
         # One OpenMP thread: with anything else running on the machine, the default spin-waiting
         # threads made this fit 35 times slower (532 s against 15 s, measured).
-        with threadpool_limits(1):
+        with _one_thread():
             self.model_.fit(X, y)
         self.classes_ = self.model_.classes_
         return self
@@ -207,7 +222,7 @@ class CodeRanker(ClassifierMixin, BaseEstimator):
         """Calibrated probabilities, shape ``(n, 2)``."""
         if len(X) == 0:
             return np.zeros((0, 2))
-        with threadpool_limits(1):  # a few hundred rows a note; threads cost more than they save
+        with _one_thread():  # a few hundred rows a note; threads cost more than they save
             return self.model_.predict_proba(X)
 
     def predict(self, X: np.ndarray) -> np.ndarray:

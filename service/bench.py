@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 logger = logging.getLogger(__name__)
 
 TARGET_P95_MS = 150.0
@@ -53,6 +55,8 @@ class RunResult:
         notes_per_s: throughput.
         rss_mb: resident memory of each worker process after the run.
         startup_s: seconds from process start until `/health/ready` answers and every worker is idle.
+        service_cpu_ms: CPU time of all service processes per request (where the 2 cores go).
+        client_cpu_ms: CPU time of the benchmark client per request (it shares the cores).
     """
 
     workers: int
@@ -65,6 +69,8 @@ class RunResult:
     notes_per_s: float
     rss_mb: list[float] = field(default_factory=list)
     startup_s: float = 0.0
+    service_cpu_ms: float = 0.0
+    client_cpu_ms: float = 0.0
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -155,8 +161,6 @@ def free_port() -> int:
 
 
 def _worker_pids(pid: int) -> list[int]:
-    import psutil
-
     parent = psutil.Process(pid)
     children = [c for c in parent.children(recursive=True) if "resource_tracker" not in " ".join(c.cmdline())]
     return [c.pid for c in children] or [pid]
@@ -171,9 +175,16 @@ def rss_mb(pids: Sequence[int]) -> list[float]:
     Returns:
         MiB per process, in order.
     """
-    import psutil
-
     return [round(psutil.Process(p).memory_info().rss / 2**20, 1) for p in pids]
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds used so far by these processes together."""
+    total = 0.0
+    for p in pids:
+        times = psutil.Process(p).cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def wait_until_quiet(pid: int, workers: int, deadline: float, quiet_cpu_s: float = 0.05, window_s: float = 1.0) -> None:
@@ -194,18 +205,12 @@ def wait_until_quiet(pid: int, workers: int, deadline: float, quiet_cpu_s: float
     Raises:
         RuntimeError: the workers did not settle before the deadline.
     """
-    import psutil
-
-    def cpu(pids: Sequence[int]) -> list[float]:
-        times = [psutil.Process(p).cpu_times() for p in pids]
-        return [t.user + t.system for t in times]
-
     while time.monotonic() < deadline:
         pids = _worker_pids(pid)
         if len(pids) >= workers:
-            before = cpu(pids)
+            before = [cpu_seconds([p]) for p in pids]
             time.sleep(window_s)
-            after = cpu(pids)
+            after = [cpu_seconds([p]) for p in pids]
             if all(b - a < quiet_cpu_s for a, b in zip(before, after, strict=True)):
                 return
         else:
@@ -367,8 +372,12 @@ def run_benchmark(
             with running_service(workers, env, folder, log) as (base, pid, startup):
                 logger.info("%d worker(s) ready in %.1f s", workers, startup)
                 measure(base, key, notes, max(warmup, 2 * workers), max(concurrency_list))
+                service_pids = [pid, *_worker_pids(pid)]
                 for concurrency in concurrency_list:
+                    service_cpu, client_cpu = cpu_seconds(service_pids), time.process_time()
                     latencies, errors, wall = measure(base, key, notes, requests, concurrency)
+                    service_cpu = cpu_seconds(service_pids) - service_cpu
+                    client_cpu = time.process_time() - client_cpu
                     results.append(
                         RunResult(
                             workers=workers,
@@ -381,6 +390,8 @@ def run_benchmark(
                             notes_per_s=round(requests / wall, 1),
                             rss_mb=rss_mb(_worker_pids(pid)),
                             startup_s=round(startup, 1),
+                            service_cpu_ms=round(1000 * service_cpu / requests, 1),
+                            client_cpu_ms=round(1000 * client_cpu / requests, 1),
                         )
                     )
     return results
@@ -423,14 +434,15 @@ def format_table(results: Sequence[RunResult]) -> str:
         The table.
     """
     lines = [
-        "| workers | concurrency | requests | errors | p50 ms | p95 ms | max ms | notes/s | RSS per worker MiB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| workers | concurrency | requests | errors | p50 ms | p95 ms | max ms | notes/s | RSS per worker MiB "
+        "| service CPU ms/request | client CPU ms/request |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r.workers} | {r.concurrency} | {r.requests} | {r.errors} | {r.p50_ms} "
             f"| {r.p95_ms} | {r.max_ms} | {r.notes_per_s} "
-            f"| {', '.join(str(m) for m in r.rss_mb)} |"
+            f"| {', '.join(str(m) for m in r.rss_mb)} | {r.service_cpu_ms} | {r.client_cpu_ms} |"
         )
     return "\n".join(lines)
 

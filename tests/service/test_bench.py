@@ -139,3 +139,5 @@ def test_bench_tiny_real_run(tmp_path: Path) -> None:
     assert result["errors"] == 0 and result["requests"] == 3
     assert result["rss_mb"][0] > 50
     assert document["notes"]["count"] >= 1
+    # coding a note costs the service CPU time; the client's share is measured apart from it
+    assert result["service_cpu_ms"] > 5 and result["client_cpu_ms"] > 0
