@@ -118,7 +118,9 @@ class DocumentModel(BaseEstimator):
 
     def code_scores(self, X: sp.csr_matrix) -> list[dict[str, float]]:
         """Per note, the ``top_n`` codes with their regression scores (higher is likelier)."""
-        scores = (X @ self.weights_.T).toarray() + self.intercepts_
+        # (W X^T)^T, not X W^T: transposing the few query rows is cheap, transposing the stored
+        # codes x features matrix cost 1 ms a call.
+        scores = (self.weights_ @ X.T).T.toarray() + self.intercepts_
         out: list[dict[str, float]] = []
         for row in scores:
             if not len(row):
@@ -137,7 +139,7 @@ class DocumentModel(BaseEstimator):
             X: note vectors.
             exclude: per note, a training index to leave out (the note itself), or None.
         """
-        sims = (X @ self.train_vectors_.T).toarray()
+        sims = (self.train_vectors_ @ X.T).T.toarray()  # as in code_scores: transpose the small side
         out = []
         for i, row in enumerate(sims):
             if exclude is not None and exclude[i] is not None:

@@ -372,7 +372,7 @@ def run_benchmark(
             with running_service(workers, env, folder, log) as (base, pid, startup):
                 logger.info("%d worker(s) ready in %.1f s", workers, startup)
                 measure(base, key, notes, max(warmup, 2 * workers), max(concurrency_list))
-                service_pids = [pid, *_worker_pids(pid)]
+                service_pids = sorted({pid, *_worker_pids(pid)})
                 for concurrency in concurrency_list:
                     service_cpu, client_cpu = cpu_seconds(service_pids), time.process_time()
                     latencies, errors, wall = measure(base, key, notes, requests, concurrency)
