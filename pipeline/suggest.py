@@ -349,15 +349,10 @@ class Suggester:
         started = time.perf_counter()
         docs = list(self.nlp.pipe(texts))
         X = self.document_model.transform(list(texts))
+        all_scores, all_near = self.document_model.code_scores(X), self.document_model.neighbours(X)
+        shared = (time.perf_counter() - started) / len(texts)  # the batch's common work, per note
         results = []
-        for i, (doc, scores, near) in enumerate(
-            zip(
-                docs,
-                self.document_model.code_scores(X),
-                self.document_model.neighbours(X),
-                strict=True,
-            )
-        ):
+        for i, (doc, scores, near) in enumerate(zip(docs, all_scores, all_near, strict=True)):
             t0 = time.perf_counter()
             codes = candidate_codes(doc, scores, near, self.params.doc_top, frozenset({"ICD10CM"}))
             feats = note_features(doc, codes, scores, near, self.priors, self._info)
@@ -381,7 +376,7 @@ class Suggester:
             for rank, s in enumerate(suggestions, start=1):
                 s.rank = rank
             code_set = [line for line in outcome.code_set if line.system in systems]
-            elapsed = (time.perf_counter() - started) / len(texts) + (time.perf_counter() - t0)
+            elapsed = shared + (time.perf_counter() - t0)
             note_id = note_ids[i] if note_ids else None
             logger.info(
                 "suggest note_id=%s chars=%d suggestions=%d ms=%.1f",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,18 @@ def test_suggest_batch_equals_single(suggester: Suggester) -> None:
     for text, result in zip(texts, batch, strict=True):
         single = suggester.suggest(text)
         assert [(s.code, s.score) for s in single.suggestions] == [(s.code, s.score) for s in result.suggestions]
+
+
+def test_suggest_elapsed_is_the_time_spent(suggester: Suggester) -> None:
+    started = time.perf_counter()
+    result = suggester.suggest(ANKLE)
+    wall_ms = 1000 * (time.perf_counter() - started)
+    assert 0 < result.elapsed_ms <= wall_ms
+    # in a batch each note gets its share of the common work plus its own
+    started = time.perf_counter()
+    batch = suggester.suggest_batch([ANKLE, ANKLE, ANKLE])
+    wall_ms = 1000 * (time.perf_counter() - started)
+    assert 0 < sum(r.elapsed_ms for r in batch) <= wall_ms
 
 
 @pytest.mark.parametrize("text", ["", "  \n\t "])
