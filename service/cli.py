@@ -100,6 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
     from service.config import ENV_PREFIX, load_settings
     from service.db import Database
     from service.main import INSECURE_WARNING, create_app, load_suggester
+    from service.transport import PROTOCOL
 
     settings = load_settings(
         host=args.host,
@@ -126,6 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
         "log_config": uvicorn_log_config(settings.log_level),
         "access_log": False,
         "timeout_graceful_shutdown": 30,
+        "http": PROTOCOL,
     }
     if settings.workers == 1:
         # Load here: a bad model stops the command with the loader's one-line message.
