@@ -98,7 +98,8 @@ def record_timing(doc: Doc, name: str, started: float) -> None:
 
 def assertions_of(span: Span) -> dict[str, bool]:
     """Return the five assertion booleans of a mention."""
-    return {ours: bool(getattr(span._, attr, False)) for attr, ours in CONTEXT_ATTRIBUTES.items()}
+    underscore = span._  # each ``span._`` builds a new accessor object: one, not five
+    return {ours: bool(getattr(underscore, attr, False)) for attr, ours in CONTEXT_ATTRIBUTES.items()}
 
 
 register_extensions()

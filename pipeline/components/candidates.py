@@ -91,19 +91,25 @@ class CandidateComponent:
         started = time.perf_counter()
         by_code: dict[str, CodeCandidate] = {}
         context_of: dict[int, frozenset[str]] = {}
-        for index, span in enumerate(doc.spans[MENTIONS]):
+        mentions = doc.spans[MENTIONS]
+        # Token keys read once (each ``token._`` access builds an accessor object; this loop
+        # ran once per sentence token and mention).
+        token_keys = [t._.cs_key for t in doc] if len(mentions) else []
+        for index, span in enumerate(mentions):
             sent = span.sent if doc.has_annotation("SENT_START") else doc[:]
             if sent.start not in context_of:
-                context_of[sent.start] = frozenset(t._.cs_key for t in sent if t._.cs_key)
+                context_of[sent.start] = frozenset(k for k in token_keys[sent.start : sent.end] if k)
             context = context_of[sent.start]
-            attributes = span._.cs_attributes or {}
+            underscore = span._
+            attributes = underscore.cs_attributes or {}
+            laterality, episode = underscore.cs_laterality, underscore.cs_episode
             found: dict[str, Candidate] = {}
-            for match in span._.cs_matches or ():
+            for match in underscore.cs_matches or ():
                 completions = self.tree.complete(
                     match.code,
                     context,
-                    laterality=span._.cs_laterality,
-                    episode=span._.cs_episode,
+                    laterality=laterality,
+                    episode=episode,
                     attributes=attributes,
                     alternatives=self.alternatives,
                     max_results=self.max_per_term,
@@ -125,7 +131,7 @@ class CandidateComponent:
                     if previous is None or _better(cand, previous):
                         found[code] = cand
             ranked = sorted(found.values(), key=_rank_key)
-            span._.cs_candidates = ranked
+            underscore.cs_candidates = ranked
             for cand in ranked:
                 entry = by_code.get(cand.code)
                 if entry is None:
