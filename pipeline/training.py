@@ -15,7 +15,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,12 @@ def train_model(
         nlp = load_pipeline(Path(pipeline_from) / "nlp")
     else:
         nlp = build_pipeline(kb_dir, config=params.pipeline)
+    # Saved now, before it reads a note: spaCy's string store keeps every word it has seen, and
+    # the artefact must not carry words of the training notes (names, if a corpus holds any).
+    # The folder goes when the object does, on an error too.
+    pristine = tempfile.TemporaryDirectory(prefix="codesuggest-nlp-")
+    saved_pipeline = Path(pristine.name) / "nlp"
+    save_pipeline(nlp, saved_pipeline)
     docs = list(
         tqdm(
             nlp.pipe([n.text for n in train]),
@@ -207,7 +213,8 @@ def train_model(
             "kb": settings["kb"],
         },
     )
-    _write_artefact(out_dir, nlp, final_model, ranker, settings, manifest, save_pipeline)
+    _write_artefact(out_dir, saved_pipeline, final_model, ranker, settings, manifest)
+    pristine.cleanup()
     logger.info("model written to %s in %.0f s", out_dir, elapsed)
     return read_manifest(out_dir)
 
@@ -271,18 +278,17 @@ def _kb_reference(kb_dir: Path) -> dict[str, Any]:
 
 def _write_artefact(
     out_dir: Path,
-    nlp: Any,
+    saved_pipeline: Path,
     model: DocumentModel,
     ranker: CodeRanker,
     settings: dict[str, Any],
     manifest: Manifest,
-    save_pipeline: Callable[[Any, Path], None],
 ) -> None:
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        save_pipeline(nlp, staging / "nlp")
+        shutil.copytree(saved_pipeline, staging / "nlp")
         joblib.dump(model, staging / "document_model.joblib", compress=3)
         joblib.dump(ranker, staging / "ranker.joblib", compress=3)
         (staging / "model.json").write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n", "utf-8")

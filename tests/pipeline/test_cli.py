@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import io
 import json
 import sys
@@ -78,12 +80,12 @@ def test_cli_suggest_rejects_non_utf8(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "UTF-8" in capsys.readouterr().err
 
 
-def _corpus(tmp_path: Path, data_dir: Path, split: str, n: int) -> Path:
+def _corpus(tmp_path: Path, data_dir: Path, split: str, n: int, add: str = "") -> Path:
     from corpora.codiesp import import_codiesp
 
     notes, _ = import_codiesp(data_dir / "codiesp" / split)
     path = tmp_path / f"{split}.jsonl"
-    write_corpus(path, notes[:n])
+    write_corpus(path, [dataclasses.replace(note, text=note.text + add) for note in notes[:n]])
     return path
 
 
@@ -110,8 +112,9 @@ def test_cli_evaluate_encounter_mode(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 @pytest.mark.slow
 def test_cli_train_small_model_round_trip(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    train = _corpus(tmp_path, data_dir, "train", 60)
-    dev = _corpus(tmp_path, data_dir, "dev", 20)
+    # a made-up name in every note: it must not reach the artefact
+    train = _corpus(tmp_path, data_dir, "train", 60, add="\nSeen by Dr. Zyxquokka Vandermeulen.")
+    dev = _corpus(tmp_path, data_dir, "dev", 20, add="\nSeen by Dr. Zyxquokka Vandermeulen.")
     out = tmp_path / "models" / "tiny"
     argv = [
         "train",
@@ -135,4 +138,8 @@ def test_cli_train_small_model_round_trip(tmp_path: Path, data_dir: Path, capsys
     assert refs == {"train.jsonl": ("train", 60), "dev.jsonl": ("dev", 20)}
     assert "map" in manifest["metrics"]["dev"]
     assert (out / "MODEL_CARD.md").read_text("utf-8").startswith("# Model card")
+    for file in (out / "nlp").rglob("*"):
+        if file.is_file():
+            data = gzip.decompress(file.read_bytes()) if file.suffix == ".gz" else file.read_bytes()
+            assert b"zyxquokka" not in data.lower(), file
     assert main(["suggest", "--model", str(out), "--json", str(train.parent / "train.jsonl")]) == 0
