@@ -330,6 +330,9 @@ the {manifest.extra.get("dev_notes")} dev notes. The CodiEsp test split was neve
   clinic's documentation. Retrain on your own de-identified notes (`codesuggest train`).
 - About 1.5% of the gold codes do not exist in ICD-10-CM FY2026 and can never be suggested.
 - Codes never seen in training can only come from the dictionary; their recall is lower.
+- Derived from its notes: the document model holds the TF-IDF vocabulary (words and word pairs in
+  two or more training notes) and the training notes' vectors and codes. A model trained on your
+  own notes is to be handled like them.
 """
 
 
