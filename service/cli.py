@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import os
 import sys
 from pathlib import Path
@@ -101,6 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
     from service.db import Database
     from service.main import INSECURE_WARNING, create_app, load_suggester
     from service.transport import PROTOCOL
+    from service.workers import serve_workers
 
     settings = load_settings(
         host=args.host,
@@ -137,8 +139,10 @@ def _serve(args: argparse.Namespace) -> int:
     # Worker processes build their own app from the environment; pass the flags on that way.
     for name in ("host", "port", "workers", "insecure_dev"):
         os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(getattr(settings, name))
-    uvicorn.run("service.main:create_app", factory=True, workers=settings.workers, **common)
-    return 0
+    # Each worker binds its own SO_REUSEPORT socket so that the kernel spreads connections over
+    # them (uvicorn's shared socket let one worker take them all; see service.workers).
+    logging.config.dictConfig(common["log_config"])
+    return serve_workers({"app": "service.main:create_app", "factory": True, **common}, settings.workers)
 
 
 # -- keys ---------------------------------------------------------------------------------------

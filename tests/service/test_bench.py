@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import pytest
 from pipeline.locations import default_model_dir
 from service.bench import (
     RunResult,
+    clients_for,
     cut_note,
     format_table,
     load_notes,
@@ -74,14 +76,38 @@ def test_bench_load_notes_falls_back_to_samples(tmp_path: Path) -> None:
 def test_bench_targets_and_table() -> None:
     results = [
         RunResult(1, 1, 10, 0, 40.0, 90.0, 120.0, 20.0, [500.0], 9.0),
-        RunResult(2, 8, 10, 0, 100.0, 200.0, 250.0, 45.0, [480.0, 490.0], 9.0),
+        RunResult(2, 8, 10, 0, 100.0, 200.0, 250.0, 38.0, [480.0, 490.0], 9.0, 46.0, 3.0, "python", [23.0, 23.0]),
+        RunResult(2, 8, 800, 0, 180.0, 300.0, 400.0, 41.5, [480.0, 490.0], 9.0, 46.0, 0.1, "wrk", [40.0, 6.0]),
     ]
     checked = targets(results)
-    assert checked["p95_ms_at_concurrency_1"]["met"] is True
-    assert checked["notes_per_s_with_2_workers"] == {"value": 45.0, "target": 40.0, "met": True}
+    assert checked["p95_ms_at_concurrency_1"] == {
+        "value": 90.0,
+        "client": "python",
+        "target": 150.0,
+        "met": True,
+        "by_client": {"python": 90.0},
+    }
+    throughput = checked["notes_per_s_with_2_workers"]
+    assert throughput["by_client"] == {"python": 38.0, "wrk": 41.5}
+    assert (throughput["value"], throughput["client"], throughput["met"]) == (41.5, "wrk", True)
     table = format_table(results)
-    assert "| 2 | 8 | 10 | 0 | 100.0 | 200.0 | 250.0 | 45.0 | 480.0, 490.0 |" in table
+    assert (
+        "| python | 2 | 8 | 10 | 0 | 100.0 | 200.0 | 250.0 | 38.0 | 480.0, 490.0 | 46.0 | 23.0, 23.0 | 3.0 |" in table
+    )
+    assert "| wrk | 2 | 8 | 800 |" in table
     assert targets([])["p95_ms_at_concurrency_1"]["met"] is None
+    slow = targets([RunResult(2, 8, 10, 0, 1.0, 1.0, 1.0, 12.0, client="python")])
+    assert slow["notes_per_s_with_2_workers"]["met"] is False
+
+
+def test_bench_client_choice() -> None:
+    assert clients_for("python") == ["python"]
+    if shutil.which("wrk"):
+        assert clients_for("auto") == ["python", "wrk"] and clients_for("wrk") == ["wrk"]
+    else:
+        assert clients_for("auto") == ["python"]
+        with pytest.raises(RuntimeError, match="not installed"):
+            clients_for("wrk")
 
 
 def test_bench_refuses_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,6 +158,8 @@ def test_bench_tiny_real_run(tmp_path: Path) -> None:
         "1",
         "--out",
         str(out),
+        "--client",
+        "python",
     ]
     assert main(argv) == 0
     document = json.loads(out.read_text())
@@ -141,3 +169,14 @@ def test_bench_tiny_real_run(tmp_path: Path) -> None:
     assert document["notes"]["count"] >= 1
     # coding a note costs the service CPU time; the client's share is measured apart from it
     assert result["service_cpu_ms"] > 5 and result["client_cpu_ms"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="the wrk program is not installed (Debian package 'wrk')")
+def test_bench_tiny_real_run_with_wrk(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    argv = ["--model", str(default_model_dir()), "--workers", "1", "--concurrency", "1", "--warmup", "1"]
+    assert main([*argv, "--client", "wrk", "--wrk-seconds", "2", "--out", str(out)]) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["client"] == "wrk" and result["errors"] == 0 and result["requests"] >= 2
+    assert result["p50_ms"] > 1 and result["service_cpu_ms"] > 5 and len(result["worker_cpu_ms"]) == 1
