@@ -14,7 +14,7 @@ CORPUS_DIR ?= build/corpora
 SAMPLE ?= corpora/samples/ankle_sprain.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint data kb corpora model evaluate bench serve clean
+.PHONY: install run test lint data kb corpora model evaluate bench bench-tools serve clean
 
 install: $(STAMP)
 
@@ -59,7 +59,14 @@ evaluate: corpora
 	$(CS) evaluate --corpus $(CORPUS_DIR)/codiesp-dev.jsonl --model $(MODEL_DIR) --system ICD10CM
 	$(CS) evaluate --corpus corpora/synthetic/encounters.jsonl --model $(MODEL_DIR) --encounter
 
-bench: corpora
+# wrk (Debian package) loads the service without taking the CPU the service needs; the service
+# benchmark falls back to its Python client alone where it cannot be installed.
+bench-tools:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get install -y -q wrk >/dev/null 2>&1; } \
+		|| echo "bench: wrk not installed (apt-get install wrk); the service benchmark uses its Python client only"
+
+bench: corpora bench-tools
 	$(BIN)/python -m pipeline.bench --data-dir $(DATA_DIR) --kb $(KB_DIR) --model $(MODEL_DIR) --corpus-dir $(CORPUS_DIR)
 	$(BIN)/python -m service.bench --model $(MODEL_DIR) --corpus $(CORPUS_DIR)/codiesp-dev.jsonl
 
