@@ -1,7 +1,8 @@
 """The service database: engine, sessions and Alembic migrations run from code.
 
-SQLite (a file, by default ``var/codesuggest.sqlite3`` under the working directory) needs nothing
-installed; PostgreSQL works with a ``postgresql+psycopg://`` URL once ``psycopg`` is installed.
+SQLite (a file, by default ``var/codesuggest.sqlite3`` under the working directory) or PostgreSQL
+with a ``postgresql+psycopg://user:password@host/db`` URL (psycopg 3 is a dependency; the same
+migrations and tests run on both: tests/service/test_postgres.py).
 :meth:`Database.upgrade` brings the schema to the newest migration; the service runs it at
 startup and ``codesuggest db upgrade`` runs it by hand.
 """
