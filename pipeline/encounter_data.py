@@ -208,6 +208,14 @@ class RuleReader:
         """The value of a top-level key."""
         return self.data[key]
 
+    def section_object(self, key: str, required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
+        """The object under a top-level key, checked as :meth:`keys` checks it.
+
+        Raises:
+            RuleFileError: not an object, a key missing or unknown.
+        """
+        return self.keys(self.data[key], (key,), required, optional)
+
     def entries(self, key: str) -> Iterator[tuple[str, dict[str, Any], tuple[str | int, ...]]]:
         """Yield ``(where, entry, path)`` for each object of the list under ``key``.
 

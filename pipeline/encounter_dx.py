@@ -192,7 +192,7 @@ def load_diagnosis_rules(path: Path | None = None) -> DiagnosisRules:
             )
         return tuple(out)
 
-    cw = r.keys(r.section("current_when_treated"), ("current_when_treated",), {"conditions", "cues", "why"})
+    cw = r.section_object("current_when_treated", {"conditions", "cues", "why"})
     integral = []
     for _, e, p in r.entries("integral_symptoms"):
         r.keys(e, p, {"symptoms", "diagnoses", "why"})
@@ -236,7 +236,7 @@ def load_diagnosis_rules(path: Path | None = None) -> DiagnosisRules:
     for _, e, p in r.entries("companions"):
         r.keys(e, p, {"code", "phrases"})
         companions.append((r.icd_code(e["code"], (*p, "code")), Phrases(r.phrases(e["phrases"], (*p, "phrases")))))
-    bmi = r.keys(r.section("bmi"), ("bmi",), {"patterns", "adult_age", "bands"})
+    bmi = r.section_object("bmi", {"patterns", "adult_age", "bands"})
     bands = []
     for i, band in enumerate(bmi["bands"] if isinstance(bmi["bands"], list) else []):
         p = ("bmi", "bands", i)
@@ -247,7 +247,7 @@ def load_diagnosis_rules(path: Path | None = None) -> DiagnosisRules:
         bands.append((lo, hi, r.icd_code(band["code"], (*p, "code"))))
     if not bands:
         raise RuleFileError(f"{r.where('bmi', 'bands')}: expected a non-empty list of bands")
-    nr = r.keys(r.section("not_reported"), ("not_reported",), {"codes", "why"})
+    nr = r.section_object("not_reported", {"codes", "why"})
     queries = []
     for _, e, p in r.entries("queries"):
         r.keys(e, p, {"kind", "phrases", "code_prefix", "question", "why"}, {"treatment"})
@@ -264,8 +264,8 @@ def load_diagnosis_rules(path: Path | None = None) -> DiagnosisRules:
                 r.text(e["why"], (*p, "why")),
             )
         )
-    sev = r.keys(r.section("seventh"), ("seventh",), set(_SEVENTH_KEYS))
-    ext = r.keys(r.section("external_causes"), ("external_causes",), {"connectors", "default_levels", "why"})
+    sev = r.section_object("seventh", set(_SEVENTH_KEYS))
+    ext = r.section_object("external_causes", {"connectors", "default_levels", "why"})
     return DiagnosisRules(
         personal_history=mappings("personal_history"),
         family_history=mappings("family_history"),

@@ -108,14 +108,13 @@ def load_em_rules(path: Path | None = None) -> EmRules:
         ),
         path,
     )
-    rep = r.keys(r.section("report"), ("report",), {"no_em_titles", "separate_cues", "why"})
-    place = r.keys(r.section("place"), ("place",), {"emergency", "why"})
-    pat = r.keys(r.section("patient"), ("patient",), {"new", "established", "why"})
-    tim = r.keys(r.section("time"), ("time",), {"patterns", "why"})
-    cues = r.keys(r.section("problem_cues"), ("problem_cues",), {"progression", "threat", "why"})
-    data = r.keys(
-        r.section("data"),
-        ("data",),
+    rep = r.section_object("report", {"no_em_titles", "separate_cues", "why"})
+    place = r.section_object("place", {"emergency", "why"})
+    pat = r.section_object("patient", {"new", "established", "why"})
+    tim = r.section_object("time", {"patterns", "why"})
+    cues = r.section_object("problem_cues", {"progression", "threat", "why"})
+    data = r.section_object(
+        "data",
         {
             "tests",
             "interpreted_here",
@@ -127,8 +126,8 @@ def load_em_rules(path: Path | None = None) -> EmRules:
             "why",
         },
     )
-    risk = r.keys(r.section("risk"), ("risk",), {"high", "moderate", "prescription_patterns", "otc", "headings", "why"})
-    und = r.keys(r.section("undiagnosed"), ("undiagnosed",), {"codes", "why"})
+    risk = r.section_object("risk", {"high", "moderate", "prescription_patterns", "otc", "headings", "why"})
+    und = r.section_object("undiagnosed", {"codes", "why"})
     problems = []
     for _, e, p in r.entries("problems"):
         r.keys(e, p, {"class", "level", "codes"})

@@ -147,26 +147,24 @@ def load_service_rules(path: Path | None = None) -> ServiceRules:
         "modifier_order",
     )
     r = RuleReader.open(SERVICES_FILE, SERVICES_SCHEMA, sections, path)
-    ctx = r.keys(
-        r.section("context"),
-        ("context",),
+    ctx = r.section_object(
+        "context",
         {"not_today", "not_today_patterns", "past", "sent_out", "sent_out_patterns", "performed", "others_did"},
     )
-    timed = r.keys(r.section("timed_codes"), ("timed_codes",), {"codes", "patterns", "why"})
-    adm = r.keys(r.section("drug_administration"), ("drug_administration",), {"cues", "supply_cues", "why"})
-    place = r.keys(r.section("place"), ("place",), {"emergency", "emergency_allowed", "why"})
-    pt = r.keys(
-        r.section("professional_technical"),
-        ("professional_technical",),
+    timed = r.section_object("timed_codes", {"codes", "patterns", "why"})
+    adm = r.section_object("drug_administration", {"cues", "supply_cues", "why"})
+    place = r.section_object("place", {"emergency", "emergency_allowed", "why"})
+    pt = r.section_object(
+        "professional_technical",
         {"codes", "professional", "technical", "office_equipment", "why"},
     )
-    lat = r.keys(r.section("laterality"), ("laterality",), {"codes", "bilateral_codes", "why"})
-    m25 = r.keys(r.section("modifier_25"), ("modifier_25",), {"not_with", "why"})
-    dis = r.keys(r.section("distinct"), ("distinct",), {"pairs", "why"})
-    waived = r.keys(r.section("waived"), ("waived",), {"phrases", "codes", "why"})
-    rep = r.keys(r.section("repairs"), ("repairs",), {"codes", "length_patterns", "site_groups", "why"})
-    feat = r.keys(r.section("features"), ("features",), {"negative_prefixes", "defaults", "why"})
-    units = r.keys(r.section("units"), ("units",), {"dose_patterns", "count_patterns", "why"})
+    lat = r.section_object("laterality", {"codes", "bilateral_codes", "why"})
+    m25 = r.section_object("modifier_25", {"not_with", "why"})
+    dis = r.section_object("distinct", {"pairs", "why"})
+    waived = r.section_object("waived", {"phrases", "codes", "why"})
+    rep = r.section_object("repairs", {"codes", "length_patterns", "site_groups", "why"})
+    feat = r.section_object("features", {"negative_prefixes", "defaults", "why"})
+    units = r.section_object("units", {"dose_patterns", "count_patterns", "why"})
     pairs = []
     for i, pair in enumerate(dis["pairs"] if isinstance(dis["pairs"], list) else []):
         pairs.append(tuple(r.service_codes(pair, ("distinct", "pairs", i))))

@@ -96,13 +96,10 @@ def load_reading_rules(path: Path | None = None) -> ReadingRules:
         RuleFileError: the file is invalid; the message names file, line and place.
     """
     r = RuleReader.open(READING_FILE, READING_SCHEMA, ("headings", "statements", "assertion_cues", "coverage"), path)
-    h = r.keys(r.section("headings"), ("headings",), {"max_words", "diagnostic", "with_plan", "not_final", "family"})
-    s = r.keys(
-        r.section("statements"), ("statements",), {"comment_separators", "non_diagnostic_starts", "generic_terms"}
-    )
-    c = r.keys(
-        r.section("coverage"),
-        ("coverage",),
+    h = r.section_object("headings", {"max_words", "diagnostic", "with_plan", "not_final", "family"})
+    s = r.section_object("statements", {"comment_separators", "non_diagnostic_starts", "generic_terms"})
+    c = r.section_object(
+        "coverage",
         {"ignorable_words", "irregular_forms", "implied_terms", "default_qualifiers"},
     )
     separators = s["comment_separators"]
