@@ -208,7 +208,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _worker_pids(pid: int) -> list[int]:
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes of the service whose main process is ``pid`` (``[pid]`` when it has none).
+
+    Child processes other than workers (multiprocessing's resource tracker) are left out.
+    """
     parent = psutil.Process(pid)
     children = [c for c in parent.children(recursive=True) if "resource_tracker" not in " ".join(c.cmdline())]
     return [c.pid for c in children] or [pid]
@@ -254,7 +258,7 @@ def wait_until_quiet(pid: int, workers: int, deadline: float, quiet_cpu_s: float
         RuntimeError: the workers did not settle before the deadline.
     """
     while time.monotonic() < deadline:
-        pids = _worker_pids(pid)
+        pids = worker_pids(pid)
         if len(pids) >= workers:
             before = [cpu_seconds([p]) for p in pids]
             time.sleep(window_s)
@@ -490,7 +494,7 @@ def run_benchmark(
             with running_service(workers, env, folder, log) as (base, pid, startup):
                 logger.info("%d worker(s) ready in %.1f s", workers, startup)
                 measure(base, key, notes, max(warmup, 2 * workers), max(concurrency_list))
-                workers_pids = _worker_pids(pid)
+                workers_pids = worker_pids(pid)
                 service_pids = sorted({pid, *workers_pids})
                 bodies = folder / "bodies.jsonl"
                 bodies.write_text(

@@ -5,7 +5,10 @@ protocol number 0) and hands it to the worker processes. asyncio sets ``TCP_NODE
 accepted connection only when the socket's protocol number is ``IPPROTO_TCP``, so on those
 connections Nagle's algorithm held back the last small segment of each answer until the client's
 delayed acknowledgement: every request, even ``/health/live``, took 44 ms instead of about 1 ms
-(measured; see docs/benchmarks.md). This protocol sets the option on every TCP connection itself.
+(measured; see docs/benchmarks.md). This protocol sets the option on every TCP connection itself,
+whatever socket the server made. ``codesuggest serve`` binds its workers' sockets with
+``IPPROTO_TCP`` itself (:mod:`service.workers`), where asyncio sets the option too; the protocol
+matters when the app runs under plain ``uvicorn --workers`` or another server.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import httpx
 import psutil
 import pytest
 
+from service.bench import worker_pids
 from service.workers import check_port_free, listening_socket, serve_workers
 from tests.service.test_uvicorn import environment, free_port
 
@@ -70,7 +71,7 @@ def test_two_workers_each_listen_on_their_own_socket_and_stop_cleanly(tmp_path: 
         workers: list[psutil.Process] = []
         while time.monotonic() < deadline:
             assert process.poll() is None, log.read_text()
-            workers = [c for c in psutil.Process(process.pid).children() if "resource_tracker" not in c.cmdline()[-1]]
+            workers = [psutil.Process(p) for p in worker_pids(process.pid) if p != process.pid]
             ready = 0
             for _ in range(8):  # new connections each time: the kernel spreads them over the workers
                 with contextlib.suppress(httpx.HTTPError):
