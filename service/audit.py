@@ -7,7 +7,7 @@
 * adds ``X-Request-ID``, ``X-Model-Version`` and ``X-Code-Set-Versions`` to every answer;
 * answers an unexpected exception with the usual error body and a 500 (never a traceback);
 * logs one line per request (id, method, route, status, key, lengths, time) and writes an
-  :class:`~service.models.AuditEntry` for every ``/v1`` call.
+  :class:`~service.models.AuditEntry` for every ``/v1``, ``/fhir`` and ``/cds-services`` call.
 
 Routes and dependencies fill in the :class:`RequestInfo` (key id, note id, text length) that the
 log line and the audit row report. Neither ever holds note text.
@@ -37,7 +37,8 @@ from service.models import AuditEntry
 logger = logging.getLogger(__name__)
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-AUDITED_PREFIX = "/v1/"
+# Calls that carry or may carry notes: the JSON API, the FHIR endpoint and the CDS Hooks services.
+AUDITED_PREFIXES = ("/v1/", "/fhir/", "/cds-services")
 QUIET_ROUTES = frozenset({"/health/live", "/health/ready"})
 
 
@@ -166,7 +167,7 @@ class RequestMiddleware:
                 elapsed_ms,
             )
             database = getattr(app_state, "db", None)
-            if database is not None and scope.get("path", "").startswith(AUDITED_PREFIX):
+            if database is not None and scope.get("path", "").startswith(AUDITED_PREFIXES):
                 await anyio.to_thread.run_sync(_write_audit, database, info, method, route, status, elapsed_ms)
 
     def _too_large(self) -> str:

@@ -21,7 +21,7 @@ from service.db import Database
 from service.errors import install_error_handlers
 from service.idempotency import IdempotencyStore
 from service.jobs import Housekeeper, JobManager
-from service.routes import codes, feedback, health, jobs, suggestions
+from service.routes import codes, feedback, fhir, health, jobs, suggestions
 from service.suggesting import BoundedSuggester, SuggesterLike
 
 logger = logging.getLogger(__name__)
@@ -162,6 +162,6 @@ def create_app(settings: Settings | None = None, *, suggester: SuggesterLike | N
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (health, suggestions, jobs, codes, feedback):
+    for module in (health, suggestions, jobs, codes, feedback, fhir):
         app.include_router(module.router)
     return app
