@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.locations import default_kb_dir, default_model_dir
@@ -22,6 +22,32 @@ logger = logging.getLogger(__name__)
 ENV_PREFIX = "CODESUGGEST_"
 DEFAULT_DATABASE_URL = "sqlite:///var/codesuggest.sqlite3"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# Asymmetric JWS algorithms a CDS client may sign with (the CDS Hooks spec forbids none and HMAC).
+CdsAlgorithm = Literal["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
+RECOMMENDED_ALGORITHMS: tuple[CdsAlgorithm, ...] = ("ES384", "RS384")
+
+
+class CdsIssuer(BaseModel):
+    """An EHR (CDS client) allowed to call the CDS Hooks services, and where its public keys are.
+
+    Attributes:
+        iss: the ``iss`` its JWTs carry, exactly.
+        jwks_url: its JWK Set by HTTPS (http only for localhost); a JWT's ``jku`` header must
+            equal it.
+        jwks_file: its JWK Set as a local file (the out-of-band exchange the spec allows).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    iss: str = Field(min_length=1)
+    jwks_url: str | None = Field(None, pattern=r"^(https://|http://(localhost|127\.0\.0\.1|\[::1\])[:/])")
+    jwks_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> CdsIssuer:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError(f"issuer {self.iss!r} needs exactly one of jwks_url and jwks_file")
+        return self
 
 
 class Settings(BaseSettings):
@@ -51,6 +77,19 @@ class Settings(BaseSettings):
         warmup: code a made-up note at startup, so that the first request is not slow.
         suggest_concurrency: notes coded at once per process (more threads only contend for the
             interpreter lock; scale with ``workers``).
+        public_base_url: the service's address as EHRs reach it (``https://coding.example.org``):
+            CDS Hooks JWTs must name ``<it>/cds-services/<id>`` as audience, and card links start
+            with it. Default: the address of each request.
+        cds_issuers: the EHRs allowed to call the CDS Hooks services, as JSON
+            (``[{"iss": "...", "jwks_url": "https://..."}]`` or ``"jwks_file": "/path"``).
+        cds_algorithms: JWS algorithms accepted (default ES384 and RS384, as the spec recommends).
+        cds_jwt_max_lifetime_seconds: longest a CDS client JWT may be valid (``exp - iat``, and
+            ``exp`` from now); its ``jti`` is remembered that long to refuse replays.
+        cds_jwt_leeway_seconds: clock difference tolerated on ``exp`` and ``iat``.
+        cds_jwks_cache_seconds: how long a fetched or read JWK Set is used before it is read again
+            (an unknown ``kid`` reads it again at once, at most once a minute).
+        cds_card_ttl_seconds: how long the service remembers the cards it sent, so that feedback
+            on them can be recorded.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -75,6 +114,18 @@ class Settings(BaseSettings):
     feedback_store_text: bool = False
     warmup: bool = True
     suggest_concurrency: int = Field(1, ge=1)
+    public_base_url: str | None = Field(None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    cds_issuers: list[CdsIssuer] = Field(default_factory=list)
+    cds_algorithms: list[CdsAlgorithm] = Field(default_factory=lambda: list(RECOMMENDED_ALGORITHMS), min_length=1)
+    cds_jwt_max_lifetime_seconds: int = Field(600, ge=10, le=86_400)
+    cds_jwt_leeway_seconds: int = Field(30, ge=0, le=600)
+    cds_jwks_cache_seconds: int = Field(3600, ge=0)
+    cds_card_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+
+    @field_validator("public_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -16,12 +16,13 @@ from fastapi import FastAPI
 
 from pipeline import __version__
 from service.audit import RequestMiddleware
+from service.cds.store import CdsState
 from service.config import Settings, load_settings
 from service.db import Database
 from service.errors import install_error_handlers
 from service.idempotency import IdempotencyStore
 from service.jobs import Housekeeper, JobManager
-from service.routes import codes, feedback, fhir, health, jobs, suggestions
+from service.routes import cds_hooks, codes, feedback, fhir, health, jobs, suggestions
 from service.suggesting import BoundedSuggester, SuggesterLike
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, *, suggester: SuggesterLike | N
             result_ttl_seconds=settings.job_result_ttl_seconds,
         )
         idempotency = IdempotencyStore(db, settings.idempotency_ttl_seconds)
+        cds = CdsState.create(settings, db)
         housekeeper = Housekeeper(
             max(1.0, settings.job_stale_seconds / 6),
             [
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None, *, suggester: SuggesterLike | N
                 job_manager.fail_stale,
                 job_manager.expire_results,
                 idempotency.purge_expired,
+                cds.purge_expired,
             ],
         )
         app.state.settings = settings
@@ -141,6 +144,7 @@ def create_app(settings: Settings | None = None, *, suggester: SuggesterLike | N
         app.state.suggester = loaded
         app.state.jobs = job_manager
         app.state.idempotency = idempotency
+        app.state.cds = cds
         job_manager.start()
         housekeeper.start()
         try:
@@ -162,6 +166,6 @@ def create_app(settings: Settings | None = None, *, suggester: SuggesterLike | N
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (health, suggestions, jobs, codes, feedback, fhir):
+    for module in (health, suggestions, jobs, codes, feedback, fhir, cds_hooks):
         app.include_router(module.router)
     return app

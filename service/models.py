@@ -183,3 +183,35 @@ class JobResult(Base):
     job_id: Mapped[str] = mapped_column(String(24), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CdsTokenId(Base):
+    """A CDS client JWT already accepted (sha256 of issuer and ``jti``), kept until it expires."""
+
+    __tablename__ = "cds_token_ids"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class CdsCard(Base):
+    """A CDS Hooks card sent to an EHR, remembered so that its feedback can be recorded.
+
+    ``suggestions`` is JSON: ``[{"uuid", "system", "code"}]``, one per suggestion of the card (the
+    codes the card offered, no note text).
+    """
+
+    __tablename__ = "cds_cards"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(100))
+    key_id: Mapped[str] = mapped_column(String(16))
+    hook_instance: Mapped[str] = mapped_column(String(100))
+    request_id: Mapped[str] = mapped_column(String(64))
+    note_id: Mapped[str] = mapped_column(String(200))
+    user: Mapped[str] = mapped_column(String(200))
+    setting: Mapped[str] = mapped_column(String(12))
+    model_version: Mapped[str] = mapped_column(String(100))
+    suggestions: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)

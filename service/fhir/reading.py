@@ -56,6 +56,13 @@ SEPARATOR = "\n\n"
 _WHITESPACE = re.compile(r"\s+")
 
 
+class NoNoteError(FhirError):
+    """Valid FHIR in which no document holds a note to code (422)."""
+
+    def __init__(self, diagnostics: str) -> None:
+        super().__init__(422, [Issue("required", diagnostics)])
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """A document the note text came from.
@@ -101,7 +108,7 @@ class ClinicalNote:
         age: age in years at the encounter, when known.
         sex: ``female``, ``male`` or ``unknown``.
         setting: ``outpatient`` or ``inpatient``.
-        setting_basis: why that setting (``Encounter.class EMER``...).
+        setting_basis: why that setting (``Encounter.class EMER``, ``no Encounter given``...).
         encounter_date: the encounter's start date, when known.
         note_id: an id for the log and the feedback store (the document's id).
         issues: warnings about what was skipped or assumed.
@@ -116,7 +123,7 @@ class ClinicalNote:
     age: int | None = None
     sex: str | None = None
     setting: str = "outpatient"
-    setting_basis: str = "no Encounter given: outpatient"
+    setting_basis: str = "no Encounter given"
     encounter_date: dt.date | None = None
     note_id: str | None = None
     issues: list[Issue] = field(default_factory=list)
@@ -348,7 +355,7 @@ def read_documents(
         parts.append(_Part(text, Source(context.reference_to(document, _document_title(document)))))
     if not parts:
         reasons = "; ".join(f"{i.expression}: {i.diagnostics}" for i in issues)
-        raise unusable(f"no document holds a note to code{': ' + reasons if reasons else ''}", code="required")
+        raise NoNoteError(f"no document holds a note to code{': ' + reasons if reasons else ''}")
     holder = documents[0]
     patient = patient or _one_of(
         context, "Patient", [(d.get("subject"), d) for d in documents], "DocumentReference.subject"
@@ -723,9 +730,9 @@ def coding_setting(encounter: dict[str, Any] | None, explicit: str | None, defau
         FhirError: 422 for an encounter class outside v3 ActCode or not one of its encounter codes.
     """
     if explicit is not None:
-        return explicit, f"setting parameter: {explicit}"
+        return explicit, "the setting parameter"
     if encounter is None:
-        return default, f"no Encounter given: {default}"
+        return default, "no Encounter given"
     coding = encounter.get("class") or {}
     system, code = coding.get("system"), coding.get("code")
     if system is not None and system not in t.ACT_CODE_SYSTEMS:
@@ -740,8 +747,7 @@ def coding_setting(encounter: dict[str, Any] | None, explicit: str | None, defau
             "Encounter.class.code",
             "code-invalid",
         )
-    setting = t.ENCOUNTER_CLASS_SETTING[code]
-    return setting, f"Encounter.class {code}: {setting}"
+    return t.ENCOUNTER_CLASS_SETTING[code], f"Encounter.class {code}"
 
 
 def date_of(value: Any) -> dt.date | None:
@@ -834,3 +840,61 @@ def _read_parameters(parameters: dict[str, Any], max_chars: int) -> ClinicalNote
     return read_documents(
         documents, context, max_chars, where=where, patient=patient, encounter=encounter, setting=setting
     )
+
+
+def read_encounter_documents(
+    documents: Sequence[dict[str, Any]],
+    max_chars: int,
+    *,
+    patient: dict[str, Any] | None,
+    encounter: dict[str, Any] | None,
+    default_setting: str,
+    where: Sequence[str],
+) -> ClinicalNote:
+    """Read the notes an EHR prefetched for a CDS Hooks call.
+
+    Unlike ``$suggest-codes``, a document without an inline text note (a PDF, an attachment by
+    url) is skipped with a warning: the EHR sent what its search found, and the others may do.
+
+    Args:
+        documents: the DocumentReference resources (not yet validated).
+        max_chars: the note limit.
+        patient: the prefetched Patient, if any (not yet validated).
+        encounter: the prefetched Encounter, if any (not yet validated).
+        default_setting: the setting when no Encounter was sent.
+        where: where each document sits, for messages (``prefetch.documents.entry[0].resource``).
+
+    Returns:
+        The note.
+
+    Raises:
+        FhirError: 400 for invalid FHIR, 413 over the limit, 422 when no document holds a note.
+    """
+    for resource in [*documents, *(r for r in (patient, encounter) if r is not None)]:
+        check_sizes(resource, max_chars)
+        check_input(resource)
+    usable: list[dict[str, Any]] = []
+    paths: list[str] = []
+    skipped: list[Issue] = []
+    for document, path in zip(documents, where, strict=True):
+        try:
+            document_text(document, path, max_chars)
+        except FhirError as exc:
+            if exc.http_status != 422:
+                raise
+            skipped += [Issue(i.code, f"skipped: {i.diagnostics}", i.expression, "warning") for i in exc.issues]
+            continue
+        usable.append(document)
+        paths.append(path)
+    if not usable:
+        reasons = "; ".join(f"{i.expression}: {i.diagnostics}" for i in skipped)
+        raise NoNoteError(f"no prefetched document holds a note to code ({reasons})")
+    context = _Context()
+    for known in (patient, encounter):
+        if known is not None:
+            context.add(known)
+    note = read_documents(
+        usable, context, max_chars, where=paths, patient=patient, encounter=encounter, default_setting=default_setting
+    )
+    note.issues = skipped + note.issues
+    return note

@@ -427,7 +427,7 @@ def _provenance(
 def _outcome(result: SuggestionResult, note: ClinicalNote) -> tuple[str, dict[str, Any]]:
     url = _urn()
     about = [
-        Issue("informational", f"coded as {result.setting} ({note.setting_basis})", severity="information"),
+        Issue("informational", f"coded as {result.setting}, from {note.setting_basis}", severity="information"),
         Issue(
             "informational",
             f"patient age {note.age if note.age is not None else 'unknown'}, sex {note.sex or 'unknown'}; "
