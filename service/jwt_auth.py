@@ -105,6 +105,7 @@ class JwksSource:
         self.http = http
         self.clock = clock
         self._keys: dict[str, PyJWK] = {}
+        self._algs: dict[str, str] = {}
         self._loaded_at: float | None = None
         self._lock = threading.Lock()
 
@@ -125,14 +126,25 @@ class JwksSource:
             age = None if self._loaded_at is None else now - self._loaded_at
             stale = age is None or age >= self.cache_seconds
             if stale or (kid not in self._keys and age is not None and age >= MIN_REFRESH_SECONDS):
-                self._keys = self._load()
+                self._keys, self._algs = self._load()
                 self._loaded_at = now
             found = self._keys.get(kid)
         if found is None:
             raise AuthenticationError(f"kid {kid!r} is not in the JWK Set of issuer {self.issuer.iss!r}")
         return found
 
-    def _load(self) -> dict[str, PyJWK]:
+    def declared_alg(self, kid: str) -> str | None:
+        """The ``alg`` the JWK Set declares for a key, if it declares one.
+
+        Args:
+            kid: the key id.
+
+        Returns:
+            The algorithm, or None.
+        """
+        return self._algs.get(kid)
+
+    def _load(self) -> tuple[dict[str, PyJWK], dict[str, str]]:
         where = str(self.issuer.jwks_url or self.issuer.jwks_file)
         try:
             if self.issuer.jwks_url is not None:
@@ -143,12 +155,15 @@ class JwksSource:
                 assert self.issuer.jwks_file is not None
                 data = json.loads(self.issuer.jwks_file.read_text("utf-8"))
             keys = PyJWKSet.from_dict(data).keys
-        except (httpx.HTTPError, OSError, ValueError, jwt.PyJWTError) as exc:
+            algs = {
+                str(k["kid"]): str(k["alg"]) for k in data["keys"] if isinstance(k, dict) and "kid" in k and "alg" in k
+            }
+        except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError, jwt.PyJWTError) as exc:
             logger.error("cannot read the JWK Set of issuer %s from %s: %s", self.issuer.iss, where, exc)
             raise AuthenticationError(f"the JWK Set of issuer {self.issuer.iss!r} cannot be read") from None
         by_kid = {k.key_id: k for k in keys if k.key_id}
         logger.info("read %d keys of issuer %s from %s", len(by_kid), self.issuer.iss, where)
-        return by_kid
+        return by_kid, algs
 
 
 class ReplayGuard:
@@ -296,6 +311,10 @@ class CdsTokenVerifier:
         if jku is not None and jku != source.issuer.jwks_url:
             raise AuthenticationError("the JWT's jku is not the configured JWK Set URL of its issuer")
         key = source.key(kid)
+        declared = source.declared_alg(kid)
+        families = {"EC": ("ES",), "RSA": ("RS", "PS")}.get(str(key.key_type), ())
+        if (declared and declared != alg) or not str(alg).startswith(families):
+            raise AuthenticationError(f"JWT alg {alg!r} does not fit key {kid!r} ({declared or key.key_type})")
         try:
             claims = jwt.decode(
                 token,
@@ -306,6 +325,8 @@ class CdsTokenVerifier:
                 leeway=self.leeway,
                 options={"require": ["iss", "aud", "exp", "iat", "jti"]},
             )
+        except (TypeError, ValueError) as exc:  # PyJWT's key errors are not all PyJWTError
+            raise AuthenticationError(f"JWT alg {alg!r} does not fit key {kid!r}: {type(exc).__name__}") from None
         except jwt.PyJWTError as exc:
             reason = next((text for kind, text in _FAILURES if isinstance(exc, kind)), "the JWT is not valid")
             if isinstance(exc, jwt.InvalidAudienceError):

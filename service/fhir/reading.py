@@ -28,7 +28,6 @@ refused with a message saying so.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import codecs
 import datetime as dt
@@ -370,7 +369,9 @@ def read_documents(
     note.issues = issues
     note.note_id = holder.get("id")
     periods = [(d.get("context") or {}).get("period", {}).get("start") for d in documents]
-    _describe(note, context, patient, encounter, holder.get("subject"), setting, default_setting, periods)
+    encounter_refs = [ref for d in documents for ref in (d.get("context") or {}).get("encounter", [])]
+    refs = (holder.get("subject"), encounter_refs[0] if encounter_refs else None)
+    _describe(note, context, patient, encounter, refs, setting, default_setting, periods)
     return note
 
 
@@ -475,10 +476,14 @@ def document_text(document: dict[str, Any], path: str, max_chars: int) -> str | 
 
 
 def _base64(data: Any, where: str) -> bytes:
+    """Decode RFC 4648 base64 strictly (whitespace allowed, as FHIR's base64Binary allows)."""
     if not isinstance(data, str):
         raise invalid("attachment data must be a base64 string", where)
+    compact = _WHITESPACE.sub("", data)
     try:
-        return base64.b64decode(_WHITESPACE.sub("", data), validate=True)
+        if len(compact) % 4:
+            raise ValueError("length is not a multiple of 4")
+        return binascii.a2b_base64(compact, strict_mode=True)
     except (binascii.Error, ValueError):
         raise invalid("attachment data is not valid base64 (RFC 4648)", where) from None
 
@@ -568,7 +573,8 @@ def _read_composition(
         context, "Encounter", [(composition.get("encounter"), composition)], "Composition.encounter"
     )
     provider = composition.get("custodian")
-    _describe(note, context, patient, encounter, composition.get("subject"), setting, "outpatient", [])
+    refs = (composition.get("subject"), composition.get("encounter"))
+    _describe(note, context, patient, encounter, refs, setting, "outpatient", [])
     if note.provider is None and isinstance(provider, dict):
         note.provider = dict(provider)
     return note
@@ -688,31 +694,45 @@ def _describe(
     context: _Context,
     patient: dict[str, Any] | None,
     encounter: dict[str, Any] | None,
-    subject: Any,
+    references: tuple[Any, Any],
     setting: str | None,
     default_setting: str,
     period_starts: Sequence[Any],
 ) -> None:
-    """Fill in the patient, encounter, setting and date of a note."""
+    """Fill in the patient, encounter, setting and date of a note.
+
+    ``references`` are the document's own subject and encounter References, used when the
+    resources themselves were not sent.
+    """
     if patient is not None:
         note.subject = context.reference_to(patient)
-    elif isinstance(subject, dict) and (
-        subject.get("identifier") or not str(subject.get("reference", "#")).startswith("#")
-    ):
-        note.subject = {k: v for k, v in subject.items() if k in ("reference", "identifier", "type")}
     else:
-        note.subject = {"display": "the patient of the submitted note (not identified)"}
+        note.subject = _outside(references[0]) or {"display": "the patient of the submitted note (not identified)"}
     if encounter is not None:
         note.encounter = context.reference_to(encounter)
         provider = encounter.get("serviceProvider")
-        if isinstance(provider, dict) and not str(provider.get("reference", "")).startswith("#"):
-            note.provider = dict(provider)
+        note.provider = _outside(provider)
+    else:
+        note.encounter = _outside(references[1])
     starts = [(encounter or {}).get("period", {}).get("start"), *period_starts]
     note.encounter_date = next((d for d in (date_of(s) for s in starts) if d is not None), None)
     note.setting, note.setting_basis = coding_setting(encounter, setting, default_setting)
     if patient is not None:
         note.sex = t.GENDER_SEX.get(str(patient.get("gender")), "unknown") if patient.get("gender") else None
         note.age = age_at(patient.get("birthDate"), note.encounter_date or dt.datetime.now(dt.UTC).date())
+
+
+def _outside(reference: Any) -> dict[str, Any] | None:
+    """A copy of a Reference that means something outside the client's resource, or None."""
+    if not isinstance(reference, dict):
+        return None
+    literal = reference.get("reference")
+    if isinstance(literal, str) and literal.startswith(("#", "urn:")):
+        literal = None
+    if literal is None and not reference.get("identifier"):
+        return None
+    kept = {k: v for k, v in reference.items() if k in ("type", "identifier", "display")}
+    return {"reference": literal, **kept} if literal else kept
 
 
 def coding_setting(encounter: dict[str, Any] | None, explicit: str | None, default: str) -> tuple[str, str]:
