@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -224,3 +225,24 @@ def test_jwt_auth_issuer_config_is_checked(config: dict[str, Any]) -> None:
 
     with pytest.raises(ValidationError):
         CdsIssuer.model_validate(config)
+
+
+# Read at import: the suite's autouse fixture removes CODESUGGEST_* variables from each test.
+POSTGRES_URL = os.environ.get("CODESUGGEST_TEST_POSTGRES_URL", "")
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="CODESUGGEST_TEST_POSTGRES_URL is not set")
+def test_jwt_auth_replay_guard_on_postgresql() -> None:
+    db = Database(POSTGRES_URL)
+    db.upgrade()
+    guard = ReplayGuard(db)
+    try:
+        expires = time.time() + 60
+        assert guard.first_use("https://ehr.test.invalid", "jti-pg", expires)
+        assert not guard.first_use("https://ehr.test.invalid", "jti-pg", expires)
+        assert guard.first_use("https://other.test.invalid", "jti-pg", expires)
+        assert guard.first_use("https://ehr.test.invalid", "jti-old", time.time() - 1)
+        assert guard.purge_expired() == 1
+    finally:
+        db.downgrade("base")
+        db.dispose()
