@@ -19,7 +19,6 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from pipeline import __version__
 from pipeline.suggest import Patient
 from service.audit import RequestInfo
 from service.config import Settings
@@ -166,7 +165,14 @@ def _patient(note: ClinicalNote) -> Patient | None:
     return Patient(age=note.age, sex=note.sex or "unknown")
 
 
-def suggest_codes_bundle(body: Any, settings: Settings, suggester: SuggesterLike, info: RequestInfo) -> dict[str, Any]:
+def _version(request: Request) -> str:
+    """codesuggest's version, as the app declares it (``create_app`` sets it)."""
+    return str(request.app.version)
+
+
+def suggest_codes_bundle(
+    body: Any, settings: Settings, suggester: SuggesterLike, info: RequestInfo, software_version: str
+) -> dict[str, Any]:
     """Read a ``$suggest-codes`` body, code its note through the one suggest path, answer a Bundle.
 
     Args:
@@ -174,6 +180,7 @@ def suggest_codes_bundle(body: Any, settings: Settings, suggester: SuggesterLike
         settings: deployment settings (the note limit).
         suggester: the loaded suggester.
         info: the request's audit info (note id and length are recorded).
+        software_version: codesuggest's version, for the Device.
 
     Returns:
         The ``collection`` Bundle.
@@ -191,7 +198,7 @@ def suggest_codes_bundle(body: Any, settings: Settings, suggester: SuggesterLike
         note_id=note.note_id,
     )
     now = dt.datetime.now(dt.UTC)
-    return code_encounter(result, note, software_version=__version__, now=now).bundle(now)
+    return code_encounter(result, note, software_version=software_version, now=now).bundle(now)
 
 
 @router.post(
@@ -224,7 +231,7 @@ async def suggest_codes(
     raw = await request.body()
 
     def work() -> dict[str, Any]:
-        return suggest_codes_bundle(_read_json(raw), settings, suggester, info)
+        return suggest_codes_bundle(_read_json(raw), settings, suggester, info, _version(request))
 
     return FhirResponse(await run_in_threadpool(work))
 
@@ -238,7 +245,7 @@ async def suggest_codes(
 def metadata(request: Request) -> FhirResponse:
     """What this FHIR endpoint supports."""
     base = str(request.url_for("metadata")).removesuffix("/metadata")
-    return FhirResponse(capability_statement(__version__, base, dt.datetime.now(dt.UTC)))
+    return FhirResponse(capability_statement(_version(request), base, dt.datetime.now(dt.UTC)))
 
 
 @router.get(
@@ -247,11 +254,11 @@ def metadata(request: Request) -> FhirResponse:
     summary="Read the $suggest-codes OperationDefinition (no API key needed)",
     responses={200: _fhir_content(_resource_schema("OperationDefinition"), "The definition."), **_outcomes(404)},
 )
-def read_operation_definition(definition_id: str) -> FhirResponse:
+def read_operation_definition(definition_id: str, request: Request) -> FhirResponse:
     """The definition of ``$suggest-codes``."""
     if definition_id != OPERATION_ID:
         raise FhirError(404, [Issue("not-found", f"no OperationDefinition {definition_id!r}; there is {OPERATION_ID}")])
-    return FhirResponse(operation_definition(__version__))
+    return FhirResponse(operation_definition(_version(request)))
 
 
 @router.get(
@@ -260,7 +267,7 @@ def read_operation_definition(definition_id: str) -> FhirResponse:
     summary="Read the StructureDefinition of an extension the output uses (no API key needed)",
     responses={200: _fhir_content(_resource_schema("StructureDefinition"), "The definition."), **_outcomes(404)},
 )
-def read_structure_definition(definition_id: str) -> FhirResponse:
+def read_structure_definition(definition_id: str, request: Request) -> FhirResponse:
     """The definition of one of this project's extensions."""
     spec = EXTENSIONS.get(definition_id)
     if spec is None:
@@ -268,7 +275,7 @@ def read_structure_definition(definition_id: str) -> FhirResponse:
             404,
             [Issue("not-found", f"no StructureDefinition {definition_id!r}; there are {', '.join(EXTENSIONS)}")],
         )
-    return FhirResponse(structure_definition(spec, __version__))
+    return FhirResponse(structure_definition(spec, _version(request)))
 
 
 _KNOWN = {"metadata": "GET", f"${OPERATION_ID}": "POST", "OperationDefinition": "GET", "StructureDefinition": "GET"}
