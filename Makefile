@@ -35,9 +35,9 @@ test: install lint
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check pipeline service corpora tests
-	$(BIN)/ruff format --check pipeline service corpora tests
-	$(BIN)/mypy pipeline service corpora
+	$(BIN)/ruff check pipeline service corpora benchmarks tests
+	$(BIN)/ruff format --check pipeline service corpora benchmarks tests
+	$(BIN)/mypy pipeline service corpora benchmarks
 
 # Official CDC/CMS/Zenodo downloads into ./data; falls back to ../shared/data where offline.
 data: install
@@ -67,8 +67,8 @@ bench-tools:
 		|| echo "bench: wrk not installed (apt-get install wrk); the service benchmark uses its Python client only"
 
 bench: corpora bench-tools
-	$(BIN)/python -m pipeline.bench --data-dir $(DATA_DIR) --kb $(KB_DIR) --model $(MODEL_DIR) --corpus-dir $(CORPUS_DIR)
-	$(BIN)/python -m service.bench --model $(MODEL_DIR) --corpus $(CORPUS_DIR)/codiesp-dev.jsonl
+	$(BIN)/python -m benchmarks.model --data-dir $(DATA_DIR) --kb $(KB_DIR) --model $(MODEL_DIR) --corpus-dir $(CORPUS_DIR)
+	$(BIN)/python -m benchmarks.serving --model $(MODEL_DIR) --corpus $(CORPUS_DIR)/codiesp-dev.jsonl
 
 serve: install
 	$(CS) serve

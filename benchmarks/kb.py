@@ -1,6 +1,6 @@
 """Knowledge-base benchmark: load time, memory and search latency, each in a fresh process.
 
-``python -m pipeline.kb.bench --kb models/kb`` prints the figures that docs/benchmarks.md quotes.
+``python -m benchmarks.kb --kb models/kb`` prints the figures that docs/benchmarks.md quotes.
 The load is measured in a child process so that nothing the parent imported or cached counts.
 """
 
@@ -54,7 +54,7 @@ def run(kb_dir: Path, repeats: int = REPEATS) -> dict[str, Any]:
     cmd = [
         sys.executable,
         "-m",
-        "pipeline.kb.bench",
+        "benchmarks.kb",
         "--child",
         "--kb",
         str(kb_dir),
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit code: 0, or 2 when the KB cannot be read.
     """
-    parser = argparse.ArgumentParser(prog="python -m pipeline.kb.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.kb", description=__doc__)
     parser.add_argument("--kb", type=Path, default=default_kb_dir(), help="knowledge-base folder")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="times each query is timed")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

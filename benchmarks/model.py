@@ -1,6 +1,6 @@
 """Benchmarks of the NLP pipeline and the suggestion model (``make bench``).
 
-``python -m pipeline.bench --data-dir ../shared/data --model models/default --corpus-dir build/corpora``
+``python -m benchmarks.model --data-dir ../shared/data --model models/default --corpus-dir build/corpora``
 prints, as a markdown table and optionally as JSON:
 
 * throughput of our pipeline and of a bare ``medspacy.load()`` default pipeline on the same
@@ -53,7 +53,7 @@ def throughput(model_dir: Path, texts: list[str], repeats: int = 2) -> dict[str,
     import medspacy
     from loguru import logger as loguru_logger
 
-    from pipeline.nlp import load_pipeline
+    from pipeline.nlp.assembly import load_pipeline
 
     # PyRuSH logs every sentence through loguru unless told not to (FINDINGS.md).
     loguru_logger.disable("PyRuSH")
@@ -93,12 +93,12 @@ def candidate_recall(model_dir: Path, train: list[Any], dev: list[Any], kb_dir: 
     """
     from sklearn.model_selection import KFold
 
-    from pipeline.features import candidate_codes
     from pipeline.kb.store import KnowledgeBase
     from pipeline.locations import default_kb_dir
-    from pipeline.nlp import load_pipeline
-    from pipeline.ranker import DocumentModel
-    from pipeline.training import TrainParams
+    from pipeline.nlp.assembly import load_pipeline
+    from pipeline.ranking.estimators import DocumentModel
+    from pipeline.ranking.features import candidate_codes
+    from pipeline.ranking.training import TrainParams
 
     settings = json.loads((model_dir / "model.json").read_text("utf-8"))
     params = TrainParams(**settings["params"])
@@ -184,7 +184,7 @@ def memory(model_dir: Path, kb_dir: Path | None) -> dict[str, Any]:
     """Resident memory of fresh processes holding the pipeline, and the whole model."""
     out = {}
     for what in ("pipeline", "model"):
-        cmd = [sys.executable, "-m", "pipeline.bench", "--child", what, "--model", str(model_dir)]
+        cmd = [sys.executable, "-m", "benchmarks.model", "--child", what, "--model", str(model_dir)]
         if kb_dir:
             cmd += ["--kb", str(kb_dir)]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
@@ -197,7 +197,7 @@ def memory(model_dir: Path, kb_dir: Path | None) -> dict[str, Any]:
 def _child(what: str, model_dir: Path, kb_dir: Path | None) -> None:
     started = time.perf_counter()
     if what == "pipeline":
-        from pipeline.nlp import load_pipeline
+        from pipeline.nlp.assembly import load_pipeline
 
         nlp = load_pipeline(model_dir / "nlp")
         nlp("Sprain of the right ankle. No fracture.")
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; returns the exit code."""
     from pipeline.locations import default_data_dir, default_kb_dir, default_model_dir
 
-    parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.model", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--kb", type=Path, default=None)
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         _child(args.child, model_dir, kb_dir)
         return 0
-    from pipeline.training import notes_from_corpus
+    from pipeline.ranking.training import notes_from_corpus
 
     data_dir = args.data_dir or default_data_dir()
     dev_texts = [p.read_text("utf-8") for p in sorted((data_dir / "codiesp/dev/text_files_en").glob("*.txt"))]
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.only or ["kb", "throughput", "memory", "recall", "latency"])
     report: dict[str, Any] = {}
     if "kb" in wanted:
-        from pipeline.kb.bench import run as kb_run
+        from benchmarks.kb import run as kb_run
 
         report["kb"] = kb_run(kb_dir)
     if "throughput" in wanted:

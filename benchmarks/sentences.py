@@ -16,7 +16,7 @@ that it does not depend on the knowledge base.
 
 Usage::
 
-    python -m pipeline.components.bench_sentences --data-dir ../shared/data [--limit N] [--json OUT]
+    python -m benchmarks.sentences --data-dir ../shared/data [--limit N] [--json OUT]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _splitters() -> dict[str, Callable[[], Any]]:
     import spacy
 
     def ours() -> Any:
-        from pipeline.components import sentences  # noqa: F401  (registers the factory)
+        from pipeline.nlp.components import cs_sentences  # noqa: F401  (registers the factory)
 
         nlp = spacy.blank("en")
         nlp.add_pipe("cs_sentences")
@@ -237,8 +237,8 @@ def measure_components(texts: Sequence[str]) -> dict[str, Any]:
     import spacy
     from spacy.tokens import Span
 
-    from pipeline.components import attributes, context, sections, sentences  # noqa: F401
-    from pipeline.extensions import MENTIONS
+    from pipeline.nlp.components import cs_attributes, cs_context, cs_sections, cs_sentences  # noqa: F401
+    from pipeline.nlp.extensions import MENTIONS
 
     names = ("cs_sentences", "cs_sections", "cs_context", "cs_attributes")
     kinds = ("diagnosis", "symptom", "procedure", "finding")

@@ -1,6 +1,6 @@
 """Service benchmark: latency, throughput and memory of ``codesuggest serve`` on this machine.
 
-``python -m service.bench --model models/default --corpus build/corpora/codiesp-dev.jsonl``
+``python -m benchmarks.serving --model models/default --corpus build/corpora/codiesp-dev.jsonl``
 (``make bench``) starts the real service (1 worker, then 2) on a free localhost port with a
 fresh database and API key, sends 2 KB notes taken from the corpus (or ``corpora/samples/*.txt``
 when the corpus file is missing) and measures, for each worker count and concurrency level:
@@ -607,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from pipeline.locations import PROJECT_ROOT, default_model_dir
 
-    parser = argparse.ArgumentParser(prog="python -m service.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=default_model_dir(), help="model folder")
     parser.add_argument("--kb", type=Path, default=None, help="knowledge-base folder (default models/kb)")
     parser.add_argument("--corpus", type=Path, default=None, help="corpus JSONL to take notes from")
@@ -628,18 +628,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if not (args.model / "manifest.json").is_file():
-        sys.stderr.write(f"service.bench: error: {args.model} is not a model folder (no manifest.json)\n")
+        sys.stderr.write(f"benchmarks.serving: error: {args.model} is not a model folder (no manifest.json)\n")
         return 2
     if args.requests < 1:
-        sys.stderr.write("service.bench: error: --requests must be at least 1\n")
+        sys.stderr.write("benchmarks.serving: error: --requests must be at least 1\n")
         return 2
     try:
         clients = clients_for(args.client)
     except RuntimeError as exc:
-        sys.stderr.write(f"service.bench: error: {exc}\n")
+        sys.stderr.write(f"benchmarks.serving: error: {exc}\n")
         return 2
     if args.wrk_seconds < 1:
-        sys.stderr.write("service.bench: error: --wrk-seconds must be at least 1\n")
+        sys.stderr.write("benchmarks.serving: error: --wrk-seconds must be at least 1\n")
         return 2
     notes, source = load_notes(args.corpus, PROJECT_ROOT / "corpora" / "samples", args.note_chars)
     mean_chars = statistics.mean(len(n) for n in notes)
@@ -663,7 +663,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(f"{name}: {target['value']} ({each}target {target['target']}): {verdict}\n")
     if args.out is not None:
         document = {
-            "command": " ".join([Path(sys.executable).name, "-m", "service.bench", *(argv or sys.argv[1:])]),
+            "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.serving", *(argv or sys.argv[1:])]),
             "machine": {
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),

@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from pipeline.errors import ArtefactError, EmptyNoteError, InputError
-from pipeline.features import CodeInfoCache, Priors, candidate_codes, note_features
 from pipeline.kb.model import SYSTEMS
 from pipeline.locations import default_kb_dir, default_model_dir
 from pipeline.manifest import Manifest, verify_manifest
-from pipeline.training import MODEL_KIND, MODEL_SCHEMA, TrainParams
+from pipeline.ranking.features import CodeInfoCache, Priors, candidate_codes, note_features
+from pipeline.ranking.training import MODEL_KIND, MODEL_SCHEMA, TrainParams
 
 if TYPE_CHECKING:
     from spacy.language import Language
 
     from pipeline.kb.store import KnowledgeBase
-    from pipeline.ranker import CodeRanker, DocumentModel
+    from pipeline.ranking.estimators import CodeRanker, DocumentModel
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class Suggester:
         self.params = TrainParams(**settings["params"])
         self.priors = Priors.from_dict(settings["priors"])
         self._info = CodeInfoCache(kb)
-        from pipeline.encounter import EncounterCoder
+        from pipeline.encounter.coder import EncounterCoder
 
         self.encounter = EncounterCoder(kb)
 
@@ -240,7 +240,7 @@ class Suggester:
         import joblib
 
         from pipeline.kb.store import KnowledgeBase
-        from pipeline.nlp import load_pipeline
+        from pipeline.nlp.assembly import load_pipeline
 
         started = time.perf_counter()
         model_dir = Path(model_dir or default_model_dir())

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipeline.cli import CommandRegistry
+    from pipeline.cli.main import CommandRegistry
 
 GROUP = "corpus"
 
@@ -103,7 +103,7 @@ def _import_codiesp(args: argparse.Namespace) -> int:
 
     from corpora.codiesp import import_codiesp, make_checker
     from corpora.format import write_corpus
-    from pipeline.cli import print_json
+    from pipeline.cli.main import print_json
 
     checker = make_checker(args.kb, check=not args.no_check)
     with tqdm(desc="importing", unit="note", disable=None, file=sys.stderr, leave=False) as bar:
@@ -142,7 +142,7 @@ def _import_codiesp(args: argparse.Namespace) -> int:
 def _import_csv(args: argparse.Namespace) -> int:
     from corpora.csv_import import import_csv
     from corpora.format import write_corpus
-    from pipeline.cli import print_json
+    from pipeline.cli.main import print_json
 
     notes, report = import_csv(
         args.csv_file,
@@ -167,7 +167,7 @@ def _import_csv(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from corpora.format import validate_corpus
-    from pipeline.cli import EXIT_ERROR, print_json
+    from pipeline.cli.main import EXIT_ERROR, print_json
 
     problems = validate_corpus(args.corpus)
     if args.json:
@@ -188,7 +188,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     from corpora.format import corpus_stats, read_corpus
-    from pipeline.cli import print_json
+    from pipeline.cli.main import print_json
 
     stats = corpus_stats(read_corpus(args.corpus), top=args.top)
     if args.json:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.cli import CommandRegistry, print_json
+from pipeline.cli.main import CommandRegistry, print_json
 from pipeline.errors import InputError
 from pipeline.locations import default_data_dir, default_kb_dir
 

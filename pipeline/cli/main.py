@@ -1,7 +1,7 @@
 """The ``codesuggest`` command line.
 
 Commands are registered by small ``register(registry)`` functions that live beside the code they
-drive (``pipeline.kb.cli``, ``corpora.cli``...) and by other installed packages through the
+drive (``pipeline.cli.kb``, ``pipeline.cli.corpus``...) and by other installed packages through the
 ``codesuggest.commands`` entry-point group (the service contributes ``serve`` and ``keys`` that
 way, so pipeline/ never imports service/). Handlers import heavy libraries lazily so that
 ``codesuggest --help`` and ``codes lookup`` start fast.
@@ -34,10 +34,10 @@ Handler = Callable[[argparse.Namespace], int | None]
 
 # Command modules shipped with this package: "module:function" taking a CommandRegistry.
 BUILTIN_COMMAND_MODULES = (
-    "pipeline.kb.cli:register",
-    "pipeline.kb.fetch:register",
-    "corpora.cli:register",
-    "pipeline.cli:register_core",
+    "pipeline.cli.kb:register",
+    "pipeline.kb.sources.fetch:register",
+    "pipeline.cli.corpus:register",
+    "pipeline.cli.main:register_core",
 )
 
 
@@ -220,10 +220,10 @@ def _positive_int(text: str) -> int:
 
 
 def _annotate(args: argparse.Namespace) -> int:
-    from pipeline.annotate import annotate_text, format_annotations
     from pipeline.locations import default_model_dir
     from pipeline.manifest import verify_manifest
-    from pipeline.nlp import load_pipeline
+    from pipeline.nlp.annotate import annotate_text, format_annotations
+    from pipeline.nlp.assembly import load_pipeline
 
     text = read_text_arg(args.file)
     model_dir = args.model or default_model_dir()
@@ -259,7 +259,7 @@ def _suggest(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from pipeline.locations import default_kb_dir
-    from pipeline.training import TrainParams, notes_from_corpus, train_model
+    from pipeline.ranking.training import TrainParams, notes_from_corpus, train_model
 
     train = notes_from_corpus(args.corpus)
     dev = notes_from_corpus(args.dev) if args.dev else None

@@ -4,12 +4,12 @@
 the coding rules, recording every decision on the suggestion it touched as a
 :class:`~pipeline.suggest.RuleDecision`:
 
-* diagnoses (:mod:`pipeline.encounter_dx`): ICD-10-CM Official Guidelines for Coding and
+* diagnoses (:mod:`pipeline.encounter.diagnoses.coder`): ICD-10-CM Official Guidelines for Coding and
   Reporting FY2026, the section cited at each rule;
-* service lines (:mod:`pipeline.encounter_services`): CPT and HCPCS Level II codes of the
+* service lines (:mod:`pipeline.encounter.services`): CPT and HCPCS Level II codes of the
   procedures and supplies the note documents as done today, with units, modifiers and
   diagnosis pointers;
-* evaluation and management (:mod:`pipeline.encounter_em`): the office or emergency E/M level
+* evaluation and management (:mod:`pipeline.encounter.em`): the office or emergency E/M level
   from documented time or medical decision making.
 
 The rules' knowledge is data (``pipeline/resources/encounter_*.json``), read strictly once when
@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from spacy.tokens import Doc
 
-from pipeline.encounter_dx import DiagnosisCoder, DxCode, Rule, load_diagnosis_rules
-from pipeline.encounter_em import EmCoder, load_em_rules
-from pipeline.encounter_services import ServiceCoder, ServiceLine, load_service_rules
-from pipeline.encounter_text import Assertions, Coverage, Mention, NoteReader, load_reading_rules, read_mentions
-from pipeline.textnorm import Normalizer, WordGroups
+from pipeline.encounter.diagnoses.coder import DiagnosisCoder, DxCode, Rule, load_diagnosis_rules
+from pipeline.encounter.em import EmCoder, load_em_rules
+from pipeline.encounter.reading import Assertions, Coverage, Mention, NoteReader, load_reading_rules, read_mentions
+from pipeline.encounter.services import ServiceCoder, ServiceLine, load_service_rules
+from pipeline.nlp.textnorm import Normalizer, WordGroups
 
 if TYPE_CHECKING:
     from pipeline.kb.store import KnowledgeBase

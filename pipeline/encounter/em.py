@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.encounter_data import CodeSet, LabeledPhrases, Phrases, RuleReader, in_ranges
-from pipeline.encounter_dx import DxResult, Rule
-from pipeline.encounter_services import ServiceLine
-from pipeline.encounter_text import Assertions, NoteView
+from pipeline.encounter.diagnoses.coder import DxResult, Rule
+from pipeline.encounter.reading import Assertions, NoteView
+from pipeline.encounter.rule_data import CodeSet, LabeledPhrases, Phrases, RuleReader, in_ranges
+from pipeline.encounter.services import ServiceLine
 from pipeline.errors import RuleFileError
 
 if TYPE_CHECKING:

@@ -23,13 +23,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.encounter_data import Phrases, RuleReader
-from pipeline.extensions import ASSERTIONS
+from pipeline.encounter.rule_data import Phrases, RuleReader
+from pipeline.nlp.extensions import ASSERTIONS
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc
 
-    from pipeline.textnorm import Normalizer
+    from pipeline.nlp.textnorm import Normalizer
 
 READING_SCHEMA = "codesuggest.encounter-reading/1"
 READING_FILE = "encounter_reading.json"
@@ -400,13 +400,13 @@ def read_mentions(doc: Doc, key: Any) -> list[Mention]:
     Returns:
         One :class:`Mention` per span of ``doc.spans["cs_mentions"]``.
     """
-    from pipeline.extensions import MENTIONS
+    from pipeline.nlp.extensions import MENTIONS
 
     if MENTIONS not in doc.spans:
         return []
     tokens = NoteTokens(doc, key)
     out = []
-    from pipeline.extensions import CONTEXT_ATTRIBUTES
+    from pipeline.nlp.extensions import CONTEXT_ATTRIBUTES
 
     for i, span in enumerate(doc.spans[MENTIONS]):
         ext = span._

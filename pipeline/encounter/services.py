@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.encounter_data import CodeSet, Phrases, RuleReader, in_ranges
-from pipeline.encounter_dx import DxCode, Rule
-from pipeline.encounter_text import Assertions, Coverage, Mention, NoteView
+from pipeline.encounter.diagnoses.coder import DxCode, Rule
+from pipeline.encounter.reading import Assertions, Coverage, Mention, NoteView
+from pipeline.encounter.rule_data import CodeSet, Phrases, RuleReader, in_ranges
 from pipeline.errors import RuleFileError
-from pipeline.kb.hcpcs import load_hcpcs_synonyms
+from pipeline.kb.sources.hcpcs import load_hcpcs_synonyms
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc
 
-    from pipeline.encounter_em import EmDecision
+    from pipeline.encounter.em import EmDecision
     from pipeline.kb.store import KnowledgeBase
 
 SERVICES_SCHEMA = "codesuggest.encounter-services/1"

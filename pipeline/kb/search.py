@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.kb.icd10cm import place_seventh
 from pipeline.kb.model import SYSTEMS, CodeRecord, SearchHit, System
+from pipeline.kb.sources.icd10cm import place_seventh
 
 if TYPE_CHECKING:
     from pipeline.kb.store import KnowledgeBase

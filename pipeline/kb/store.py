@@ -31,16 +31,6 @@ from pipeline.errors import (
     MalformedCodeError,
     UnknownCodeError,
 )
-from pipeline.kb.icd10cm import (
-    Tabular,
-    TabularNode,
-    build_records,
-    find_tabular_file,
-    packaged_tabular_path,
-    place_seventh,
-    read_tabular,
-)
-from pipeline.kb.index import AlphabeticIndex, find_index_files, read_alphabetic_index
 from pipeline.kb.model import (
     SYSTEMS,
     CodeRecord,
@@ -50,6 +40,16 @@ from pipeline.kb.model import (
     System,
     normalize_code,
 )
+from pipeline.kb.sources.icd10cm import (
+    Tabular,
+    TabularNode,
+    build_records,
+    find_tabular_file,
+    packaged_tabular_path,
+    place_seventh,
+    read_tabular,
+)
+from pipeline.kb.sources.index import AlphabeticIndex, find_index_files, read_alphabetic_index
 from pipeline.manifest import Manifest, sha256_file, verify_manifest, write_manifest
 
 if TYPE_CHECKING:
@@ -285,9 +285,9 @@ class KnowledgeBase:
         Raises:
             DataFileError: a source file is missing or malformed.
         """
-        from pipeline.kb import cpt as cpt_module
-        from pipeline.kb import hcpcs as hcpcs_module
-        from pipeline.kb import modifiers as modifiers_module
+        from pipeline.kb.sources import cpt as cpt_module
+        from pipeline.kb.sources import hcpcs as hcpcs_module
+        from pipeline.kb.sources import modifiers as modifiers_module
 
         steps: list[tuple[str, Callable[[], None]]] = []
         state: dict[str, Any] = {"sources": [], "index": None, "hcpcs": [], "hcpcs_modifiers": []}

@@ -10,7 +10,7 @@ from typing import Any
 from spacy.language import Language
 
 from pipeline.errors import EmptyNoteError
-from pipeline.extensions import MENTIONS, assertions_of
+from pipeline.nlp.extensions import MENTIONS, assertions_of
 
 
 def annotate_text(nlp: Language, text: str, top: int = 5) -> dict[str, Any]:

@@ -16,8 +16,15 @@ from typing import Any
 import spacy
 from spacy.language import Language
 
-import pipeline.components  # noqa: F401  (registers the cs_* factories)
 from pipeline.errors import ArtefactError
+from pipeline.nlp.components import (  # noqa: F401  (importing a component module registers its factory)
+    cs_attributes,
+    cs_candidates,
+    cs_context,
+    cs_mentions,
+    cs_sections,
+    cs_sentences,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.textnorm import Normalizer
+from pipeline.nlp.textnorm import Normalizer
 
 if TYPE_CHECKING:
     from pipeline.kb.store import KnowledgeBase

@@ -31,7 +31,7 @@ _EXTENSIONS: tuple[tuple[Any, str, Any], ...] = (
         Doc,
         "cs_candidates",
         None,
-    ),  # dict[str, pipeline.candidates.CodeCandidate]: code -> aggregated candidate
+    ),  # dict[str, pipeline.nlp.candidates.CodeCandidate]: code -> aggregated candidate
     (
         Doc,
         "cs_section_spans",
@@ -46,7 +46,7 @@ _EXTENSIONS: tuple[tuple[Any, str, Any], ...] = (
         "cs_kind",
         None,
     ),  # str: diagnosis | symptom | procedure | supply | external | drug | finding
-    (Span, "cs_matches", None),  # list[pipeline.terms.TermMatch]: knowledge-base terms matched here
+    (Span, "cs_matches", None),  # list[pipeline.nlp.terms.TermMatch]: knowledge-base terms matched here
     (Span, "cs_section", None),  # str | None: section category the mention sits in
     (Span, "cs_laterality", None),  # str | None: right | left | bilateral
     (Span, "cs_episode", None),  # str | None: initial | subsequent | sequela
@@ -57,14 +57,14 @@ _EXTENSIONS: tuple[tuple[Any, str, Any], ...] = (
         Span,
         "cs_candidates",
         None,
-    ),  # list[pipeline.candidates.Candidate]: candidate codes, best first
+    ),  # list[pipeline.nlp.candidates.Candidate]: candidate codes, best first
     (
         Span,
         "cs_attributes",
         None,
     ),  # dict[str, Any]: any further attribute (fracture displacement, healing...)
     # Token
-    (Token, "cs_key", None),  # str | None: match key of the token (pipeline.textnorm)
+    (Token, "cs_key", None),  # str | None: match key of the token (pipeline.nlp.textnorm)
     (Token, "cs_section", None),  # str | None: section category of the token
 )
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import RuleFileError
 from pipeline.kb.model import CodeRecord, IndexEntry, normalize_code
-from pipeline.textnorm import Normalizer
+from pipeline.nlp.textnorm import Normalizer
 
 if TYPE_CHECKING:
     from pipeline.kb.store import KnowledgeBase

@@ -4,7 +4,7 @@
   at least ``min_code_notes`` training notes (its weights pruned to the strongest, so the model
   stays small), and the codes of the ``knn_k`` most similar training notes. It proposes codes
   that are implied but not written and scores every candidate.
-* :class:`CodeRanker`: a gradient-boosted classifier over :data:`pipeline.features.FEATURES`,
+* :class:`CodeRanker`: a gradient-boosted classifier over :data:`pipeline.ranking.features.FEATURES`,
   calibrated by isotonic regression on folds grouped by note (a note's candidates never straddle
   folds), so that a score of 0.8 means about 80% of such suggestions are right.
 """

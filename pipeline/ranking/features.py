@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from spacy.tokens import Doc
 
-from pipeline.candidates import CodeCandidate
-from pipeline.extensions import MENTIONS, assertions_of
+from pipeline.nlp.candidates import CodeCandidate
+from pipeline.nlp.extensions import MENTIONS, assertions_of
 
 DICT_SOURCES = (
     "lexicon",

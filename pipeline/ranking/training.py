@@ -25,9 +25,9 @@ import numpy as np
 from sklearn.model_selection import KFold
 
 from pipeline.evaluate import NotePrediction, score
-from pipeline.features import CodeInfo, CodeInfoCache, Priors, candidate_codes, note_features
 from pipeline.manifest import Manifest, read_manifest, sha256_file, write_manifest
-from pipeline.ranker import CodeRanker, DocumentModel
+from pipeline.ranking.estimators import CodeRanker, DocumentModel
+from pipeline.ranking.features import CodeInfo, CodeInfoCache, Priors, candidate_codes, note_features
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class TrainParams:
         doc_top: candidates added from the document model per note.
         knn_k: nearest training notes consulted.
         min_code_notes: codes need this many training notes to get a regression.
-        ranker: keyword arguments of :class:`~pipeline.ranker.CodeRanker`.
+        ranker: keyword arguments of :class:`~pipeline.ranking.estimators.CodeRanker`.
         pipeline: per-component settings of the spaCy pipeline.
         seed: random seed.
     """
@@ -113,7 +113,7 @@ def train_model(
 
     from pipeline.kb.store import KnowledgeBase
     from pipeline.manifest import verify_manifest
-    from pipeline.nlp import build_pipeline, load_pipeline, save_pipeline
+    from pipeline.nlp.assembly import build_pipeline, load_pipeline, save_pipeline
 
     params = params or TrainParams()
     started = time.perf_counter()

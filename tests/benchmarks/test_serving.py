@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.locations import default_model_dir
-from service.bench import (
+from benchmarks.serving import (
     RunResult,
     clients_for,
     cut_note,
@@ -23,6 +22,7 @@ from service.bench import (
     targets,
     wait_until_quiet,
 )
+from pipeline.locations import default_model_dir
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 
 from corpora.codiesp import CodeListChecker, find_tsvs, import_codiesp, make_checker
 from corpora.format import CorpusCode, read_corpus, write_corpus
-from pipeline import cli
+from pipeline.cli import main as cli
 from pipeline.errors import ArtefactError, DataFileError
 
 # Undotted code list in tabular order, as the packaged list holds it.
@@ -161,7 +161,7 @@ def test_codiesp_explicit_kb_that_cannot_load_is_an_error(tmp_path: Path) -> Non
 @pytest.fixture
 def corpus_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the real CLI entry point with only the corpus commands registered."""
-    monkeypatch.setattr(cli, "BUILTIN_COMMAND_MODULES", ("corpora.cli:register",))
+    monkeypatch.setattr(cli, "BUILTIN_COMMAND_MODULES", ("pipeline.cli.corpus:register",))
 
 
 @pytest.mark.usefixtures("corpus_cli")

@@ -29,8 +29,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.encounter_data import CodeSet, LabeledPhrases, Phrases, RuleReader, flat
-from pipeline.encounter_text import (
+from pipeline.encounter.reading import (
     _ENUMERATOR,
     Assertions,
     Coverage,
@@ -40,6 +39,7 @@ from pipeline.encounter_text import (
     ReadingRules,
     Statement,
 )
+from pipeline.encounter.rule_data import CodeSet, LabeledPhrases, Phrases, RuleReader, flat
 from pipeline.errors import RuleFileError
 from pipeline.kb.store import NoteReference, parse_note_references
 
@@ -475,7 +475,7 @@ class DiagnosisCoder:
             doc: the annotated note.
             view: its layout.
             asserts: its assertions.
-            mentions: its mentions (:func:`~pipeline.encounter_text.read_mentions`).
+            mentions: its mentions (:func:`~pipeline.encounter.reading.read_mentions`).
             setting: ``outpatient`` or ``inpatient``.
             probs: the ranker's probability per code (to choose between close codes).
             age: the patient's age when known.

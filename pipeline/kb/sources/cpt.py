@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeline.errors import DataFileError, RuleFileError
 from pipeline.kb.model import CodeRecord
-from pipeline.kb.modifiers import (
+from pipeline.kb.sources.modifiers import (
     ResourceEntry,
     check_keys,
     phrase_list,

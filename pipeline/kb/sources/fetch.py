@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from pipeline import __version__
 from pipeline.errors import DataFileError, InputError, RuleFileError
-from pipeline.kb.modifiers import check_keys, read_json_resource, text_value
+from pipeline.kb.sources.modifiers import check_keys, read_json_resource, text_value
 from pipeline.manifest import sha256_file
 
 if TYPE_CHECKING:
-    from pipeline.cli import CommandRegistry
+    from pipeline.cli.main import CommandRegistry
 
 logger = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from pipeline.errors import DataFileError, RuleFileError
 from pipeline.kb.model import CodeRecord, Modifier
-from pipeline.kb.modifiers import (
+from pipeline.kb.sources.modifiers import (
     TERMINATED_KIND,
     check_keys,
     phrase_list,

@@ -41,7 +41,7 @@ MODIFIER_KINDS = (
     "payer",
     "other",
 )
-# Kind given to HCPCS modifiers whose termination date has passed (see pipeline.kb.hcpcs).
+# Kind given to HCPCS modifiers whose termination date has passed (see pipeline.kb.sources.hcpcs).
 TERMINATED_KIND = "terminated"
 
 _MODIFIER_RE = re.compile(r"^[A-Z0-9]{2}$")
@@ -290,7 +290,7 @@ def merge_modifiers(project: dict[str, Modifier], hcpcs: list[Modifier]) -> dict
 
     Args:
         project: the table from :func:`load_modifiers`.
-        hcpcs: ``HcpcsFile.modifiers`` from :func:`pipeline.kb.hcpcs.read_hcpcs`.
+        hcpcs: ``HcpcsFile.modifiers`` from :func:`pipeline.kb.sources.hcpcs.read_hcpcs`.
 
     Returns:
         Modifier code -> modifier: the project's entries first, then the added HCPCS ones in

@@ -1,10 +1,4 @@
-"""spaCy components of codesuggest, one module each; importing this package registers them."""
+"""spaCy components of codesuggest: one module per component, named for its factory (``cs_<name>``).
 
-from pipeline.components import (  # noqa: F401
-    attributes,
-    candidates,
-    context,
-    mentions,
-    sections,
-    sentences,
-)
+Importing a module registers its factory; :mod:`pipeline.nlp.assembly` imports them all.
+"""

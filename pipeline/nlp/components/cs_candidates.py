@@ -1,6 +1,6 @@
 """``cs_candidates``: turns each mention's matched terms into billable candidate codes.
 
-For every term a mention matched, :class:`~pipeline.candidates.CodeTree` takes the term's code
+For every term a mention matched, :class:`~pipeline.nlp.candidates.CodeTree` takes the term's code
 down to billable codes using the sentence's words and the mention's laterality, episode of care
 and fracture details. Per-mention candidates go to ``span._.cs_candidates``; the note-level view,
 one entry per code with the mentions that support it, goes to ``doc._.cs_candidates``.
@@ -17,9 +17,9 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import ensure_path
 
-from pipeline.candidates import Candidate, CodeCandidate, CodeTree
-from pipeline.extensions import MENTIONS, record_timing, register_extensions
-from pipeline.textnorm import Normalizer, WordGroups
+from pipeline.nlp.candidates import Candidate, CodeCandidate, CodeTree
+from pipeline.nlp.extensions import MENTIONS, record_timing, register_extensions
+from pipeline.nlp.textnorm import Normalizer, WordGroups
 
 
 @Language.factory(

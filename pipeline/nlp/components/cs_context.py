@@ -4,9 +4,9 @@ uncertain) by medspaCy's ConText.
 medspaCy's ``ConText`` finds the triggers and their scopes (the sentence, cut by terminations and
 by ``max_scope``) and marks the mentions of ``doc.spans["cs_mentions"]`` in scope. This component
 owns the triggers (``resources/context_rules.json``: medspaCy's default English set, MIT, extended
-for coding and loaded strictly by :mod:`pipeline.rules`) and their persistence. Categories map
+for coding and loaded strictly by :mod:`pipeline.nlp.components.rules`) and their persistence. Categories map
 to span attributes (:data:`CATEGORY_ATTRIBUTES`, the names of
-``pipeline.extensions.CONTEXT_ATTRIBUTES``).
+``pipeline.nlp.extensions.CONTEXT_ATTRIBUTES``).
 
 A rule's ``allowed_types`` / ``excluded_types`` name mention kinds; ConText compares them with a
 mention's label, which ``cs_mentions`` sets to the kind in upper case ("DIAGNOSIS").
@@ -25,14 +25,14 @@ from medspacy.context import ConText, ConTextRule
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from pipeline.extensions import MENTIONS, record_timing, register_extensions
-from pipeline.rules import (
+from pipeline.nlp.components.rules import (
     CONTEXT_RULES_FILE,
     ContextRules,
     RuleFileComponent,
     expand_pattern,
     load_context_rules,
 )
+from pipeline.nlp.extensions import MENTIONS, record_timing, register_extensions
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class ClinicalContext(RuleFileComponent):
         record_timing(doc, self.name, started)
         return doc
 
-    # -- persistence (pipeline.rules.RuleFileComponent) -----------------------------------------
+    # -- persistence (pipeline.nlp.components.rules.RuleFileComponent) -----------------------------------------
     def _restore(self, text: str, source: str) -> None:
         self.set_rules(load_context_rules(text, source))
 
@@ -147,7 +147,7 @@ def phrase_variants(
 ) -> list[tuple[str, list[dict[str, Any]] | None]]:
     """The (literal, pattern) pairs that implement one rule in medspaCy's matcher.
 
-    A token pattern that is a finite set of phrases (:func:`pipeline.rules.expand_pattern`)
+    A token pattern that is a finite set of phrases (:func:`pipeline.nlp.components.rules.expand_pattern`)
     becomes one phrase literal a variant, matched by medspaCy's PhraseMatcher; the token Matcher
     would try every pattern at every token (about 15 ms a note for the full rule set). A variant
     must tokenize back into its own tokens, else the pattern is kept as it is.

@@ -1,6 +1,6 @@
 """``cs_mentions``: finds clinical mentions by matching knowledge-base terms in each sentence.
 
-A term matches when all its required keys (see :mod:`pipeline.textnorm`) occur in one sentence,
+A term matches when all its required keys (see :mod:`pipeline.nlp.textnorm`) occur in one sentence,
 in any order, within a window a little wider than the term itself. Abbreviations defined in the
 note ("chronic obstructive pulmonary disease (COPD)", found by scispaCy's AbbreviationDetector)
 make the short form carry the long form's keys. Overlapping matches become overlapping spans in
@@ -21,10 +21,10 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import ensure_path
 
-from pipeline.candidates import FuzzyIndex
-from pipeline.extensions import MENTIONS, record_timing, register_extensions
-from pipeline.terms import SOURCES, Term, TermTable, kind_of, load_lexicon
-from pipeline.textnorm import Normalizer, WordGroups
+from pipeline.nlp.candidates import FuzzyIndex
+from pipeline.nlp.extensions import MENTIONS, record_timing, register_extensions
+from pipeline.nlp.terms import SOURCES, Term, TermTable, kind_of, load_lexicon
+from pipeline.nlp.textnorm import Normalizer, WordGroups
 
 logger = logging.getLogger(__name__)
 

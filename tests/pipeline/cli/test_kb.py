@@ -1,4 +1,4 @@
-"""Tests of ``codesuggest codes ...`` and ``codesuggest kb build`` through ``pipeline.cli.main``."""
+"""Tests of ``codesuggest codes ...`` and ``codesuggest kb build`` through ``pipeline.cli.main.main``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.kb import cli as kb_cli
+from pipeline.cli import kb as kb_cli
+from pipeline.cli.main import main
 from pipeline.kb.store import KnowledgeBase
 from pipeline.manifest import read_manifest
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from corpora.format import CorpusCode, CorpusNote, write_corpus
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.locations import default_model_dir
 
 NOTE = "ASSESSMENT: Sprain of the right ankle, initial encounter. Denies chest pain.\n"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from corpora.format import read_corpus
-from pipeline.encounter import EncounterCoder
+from pipeline.encounter.coder import EncounterCoder
 from pipeline.errors import RuleFileError
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ ANKLE = (
     "ankle brace with rigid shells, right ankle. Ibuprofen over the counter.\n"
 )
 HEMORRHOIDS = "OFFICE VISIT\nAssessment: Rectal bleeding, likely from internal hemorrhoids.\n"
-SYNTHETIC = Path(__file__).resolve().parents[1] / "corpora" / "synthetic" / "encounters.jsonl"
+SYNTHETIC = Path(__file__).resolve().parents[3] / "corpora" / "synthetic" / "encounters.jsonl"
 
 
 def test_encounter_outcome_statuses_and_code_set(suggester: Suggester) -> None:

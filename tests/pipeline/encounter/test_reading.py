@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pipeline.encounter_text import Assertions, Coverage, NoteReader, load_reading_rules, read_mentions
-from pipeline.textnorm import Normalizer, WordGroups
+from pipeline.encounter.reading import Assertions, Coverage, NoteReader, load_reading_rules, read_mentions
+from pipeline.nlp.textnorm import Normalizer, WordGroups
 
 if TYPE_CHECKING:
     from pipeline.suggest import Suggester

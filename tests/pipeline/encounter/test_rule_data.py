@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.encounter_data import CodeSet, LabeledPhrases, Phrases, RuleReader, in_ranges
-from pipeline.encounter_dx import load_diagnosis_rules
-from pipeline.encounter_em import load_em_rules
-from pipeline.encounter_services import load_service_rules
-from pipeline.encounter_text import load_reading_rules
+from pipeline.encounter.diagnoses.coder import load_diagnosis_rules
+from pipeline.encounter.em import load_em_rules
+from pipeline.encounter.reading import load_reading_rules
+from pipeline.encounter.rule_data import CodeSet, LabeledPhrases, Phrases, RuleReader, in_ranges
+from pipeline.encounter.services import load_service_rules
 from pipeline.errors import RuleFileError
 
 LOADERS: dict[str, Callable[[Path | None], Any]] = {

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pipeline.encounter_services import _in_band, _phrase_stated, _views_score
+from pipeline.encounter.services import _in_band, _phrase_stated, _views_score
 
 if TYPE_CHECKING:
     from pipeline.suggest import Suggester

@@ -22,7 +22,7 @@ from corpora.format import CorpusNote, read_corpus
 if TYPE_CHECKING:
     from pipeline.suggest import Suggester, SuggestionResult
 
-SYNTHETIC = Path(__file__).resolve().parents[1] / "corpora" / "synthetic" / "encounters.jsonl"
+SYNTHETIC = Path(__file__).resolve().parents[3] / "corpora" / "synthetic" / "encounters.jsonl"
 NOT_SCORED = ("Y92", "Y93", "Y99")  # README decision 1: neither expected nor forbidden
 
 XFAIL = {

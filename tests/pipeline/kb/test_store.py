@@ -21,9 +21,9 @@ from pipeline.errors import (
     MalformedCodeError,
     UnknownCodeError,
 )
-from pipeline.kb.cpt import load_starter_lexicon
-from pipeline.kb.hcpcs import find_hcpcs_file, read_hcpcs
 from pipeline.kb.search import normalize_words
+from pipeline.kb.sources.cpt import load_starter_lexicon
+from pipeline.kb.sources.hcpcs import find_hcpcs_file, read_hcpcs
 from pipeline.kb.store import KnowledgeBase, NoteReference, parse_note_references
 from pipeline.locations import default_kb_dir
 from pipeline.manifest import read_manifest

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.candidates import CodeTree, FuzzyIndex, add_seventh, choose_seventh, is_seventh_expansion
 from pipeline.kb.store import KnowledgeBase
-from pipeline.textnorm import Normalizer, WordGroups
+from pipeline.nlp.candidates import CodeTree, FuzzyIndex, add_seventh, choose_seventh, is_seventh_expansion
+from pipeline.nlp.textnorm import Normalizer, WordGroups
 
 FRACTURE = {c: c for c in "ABCDEFGHJKMNPQRS"}
 INJURY = {"A": "initial encounter", "D": "subsequent encounter", "S": "sequela"}

@@ -13,9 +13,9 @@ import pytest
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from pipeline.annotate import annotate_text
 from pipeline.errors import EmptyNoteError
-from pipeline.extensions import MENTIONS, assertions_of
+from pipeline.nlp.annotate import annotate_text
+from pipeline.nlp.extensions import MENTIONS, assertions_of
 
 NEG = {"negated": True}
 AFF = {"negated": False, "family": False, "hypothetical": False}

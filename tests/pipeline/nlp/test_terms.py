@@ -8,8 +8,8 @@ import pytest
 
 from pipeline.errors import RuleFileError
 from pipeline.kb.store import KnowledgeBase
-from pipeline.terms import Term, TermTable, clean_title, kind_of, load_lexicon
-from pipeline.textnorm import Normalizer, WordGroups
+from pipeline.nlp.terms import Term, TermTable, clean_title, kind_of, load_lexicon
+from pipeline.nlp.textnorm import Normalizer, WordGroups
 
 
 def test_terms_lexicon_codes_are_billable(kb: KnowledgeBase) -> None:

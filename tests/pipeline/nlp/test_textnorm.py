@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import RuleFileError
-from pipeline.textnorm import Normalizer, WordGroups, fold
+from pipeline.nlp.textnorm import Normalizer, WordGroups, fold
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import joblib
 import numpy as np
 import pytest
 
-from pipeline.features import FEATURES, Priors
-from pipeline.ranker import CodeRanker, DocumentModel
+from pipeline.ranking.estimators import CodeRanker, DocumentModel
+from pipeline.ranking.features import FEATURES, Priors
 
 TEXTS = [
     "fever and cough with pneumonia in the right lower lobe",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pipeline.encounter_dx import _code_side, _polarity_conflict, load_diagnosis_rules
+from pipeline.encounter.diagnoses.coder import _code_side, _polarity_conflict, load_diagnosis_rules
 
 if TYPE_CHECKING:
     from pipeline.suggest import Suggester

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import DataFileError, RuleFileError
-from pipeline.kb.cpt import (
+from pipeline.kb.sources.cpt import (
     CPT_CODE_RE,
     STARTER_CATEGORIES,
     STARTER_SOURCE,

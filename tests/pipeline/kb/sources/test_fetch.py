@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.cli
+import pipeline.cli.main
 from pipeline.errors import RuleFileError
-from pipeline.kb.fetch import (
+from pipeline.kb.sources.fetch import (
     STATUS_COPIED,
     STATUS_DOWNLOADED,
     STATUS_FAILED,
@@ -64,8 +64,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """Run ``pipeline.cli.main`` with only the data commands registered."""
-    monkeypatch.setattr(pipeline.cli, "BUILTIN_COMMAND_MODULES", ("pipeline.kb.fetch:register",))
+    """Run ``pipeline.cli.main.main`` with only the data commands registered."""
+    monkeypatch.setattr(pipeline.cli.main, "BUILTIN_COMMAND_MODULES", ("pipeline.kb.sources.fetch:register",))
     return monkeypatch
 
 
@@ -79,7 +79,7 @@ def write_sources(path: Path, files: list[dict[str, object]]) -> Path:
 
 
 def run(args: list[str]) -> int:
-    return pipeline.cli.main(["data", "fetch", *args])
+    return pipeline.cli.main.main(["data", "fetch", *args])
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import DataFileError, RuleFileError
-from pipeline.kb.hcpcs import (
+from pipeline.kb.sources.hcpcs import (
     SYNONYM_CATEGORIES,
     HcpcsFile,
     find_hcpcs_file,

@@ -12,7 +12,8 @@ import pytest
 import simple_icd_10_cm
 
 from pipeline.errors import DataFileError
-from pipeline.kb.icd10cm import (
+from pipeline.kb.model import CodeRecord
+from pipeline.kb.sources.icd10cm import (
     Tabular,
     TabularNode,
     build_records,
@@ -21,7 +22,6 @@ from pipeline.kb.icd10cm import (
     place_seventh,
     read_tabular,
 )
-from pipeline.kb.model import CodeRecord
 
 SMALL_TABULAR = """\
 <?xml version="1.0" encoding="utf-8"?>

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import DataFileError
-from pipeline.kb.index import (
+from pipeline.kb.model import IndexEntry
+from pipeline.kb.sources.index import (
     AlphabeticIndex,
     find_index_files,
     normalize_column,
@@ -18,7 +19,6 @@ from pipeline.kb.index import (
     reference_codes,
     split_nonessential,
 )
-from pipeline.kb.model import IndexEntry
 
 SMALL_INDEX_XML = """\
 <?xml version="1.0" encoding="utf-8"?>

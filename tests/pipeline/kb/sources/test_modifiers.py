@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import RuleFileError
-from pipeline.kb.hcpcs import find_hcpcs_file, read_hcpcs
 from pipeline.kb.model import Modifier
-from pipeline.kb.modifiers import (
+from pipeline.kb.sources.hcpcs import find_hcpcs_file, read_hcpcs
+from pipeline.kb.sources.modifiers import (
     MODIFIER_KINDS,
     TERMINATED_KIND,
     load_modifiers,

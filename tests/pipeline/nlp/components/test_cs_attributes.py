@@ -11,10 +11,10 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from pipeline.components import attributes, context, sections, sentences  # noqa: F401
 from pipeline.errors import RuleFileError
-from pipeline.extensions import MENTIONS, assertions_of
-from pipeline.rules import read_rule_text
+from pipeline.nlp.components import cs_attributes, cs_context, cs_sections, cs_sentences  # noqa: F401
+from pipeline.nlp.components.rules import read_rule_text
+from pipeline.nlp.extensions import MENTIONS, assertions_of
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*\[W036\]")
 

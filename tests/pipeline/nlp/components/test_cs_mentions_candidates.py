@@ -8,10 +8,10 @@ import pytest
 import spacy
 from spacy.language import Language
 
-from pipeline.candidates import CodeTree, _Node
-from pipeline.extensions import MENTIONS
-from pipeline.terms import Term, TermTable
-from pipeline.textnorm import Normalizer, WordGroups
+from pipeline.nlp.candidates import CodeTree, _Node
+from pipeline.nlp.extensions import MENTIONS
+from pipeline.nlp.terms import Term, TermTable
+from pipeline.nlp.textnorm import Normalizer, WordGroups
 
 GROUPS = WordGroups.default()
 NORM = Normalizer(GROUPS)
@@ -66,7 +66,7 @@ TREE = CodeTree(
 def nlp() -> Language:
     import scispacy.abbreviation  # noqa: F401
 
-    import pipeline.components  # noqa: F401
+    from pipeline.nlp.components import cs_candidates, cs_mentions  # noqa: F401
 
     nlp = spacy.blank("en")
     nlp.add_pipe("cs_sentences")
@@ -151,7 +151,7 @@ def test_mentions_and_candidates_round_trip(nlp: Language, tmp_path: Path) -> No
 
 
 def test_mentions_without_table_is_a_clear_error() -> None:
-    import pipeline.components  # noqa: F401
+    from pipeline.nlp.components import cs_candidates, cs_mentions  # noqa: F401
 
     nlp = spacy.blank("en")
     nlp.add_pipe("cs_mentions", config={"fuzzy": False})

@@ -11,10 +11,10 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from pipeline.components import sections, sentences  # noqa: F401  (register the factories)
 from pipeline.errors import RuleFileError
-from pipeline.extensions import MENTIONS
-from pipeline.rules import SECTION_CATEGORIES, load_section_rules, read_rule_text
+from pipeline.nlp.components import cs_sections, cs_sentences  # noqa: F401  (register the factories)
+from pipeline.nlp.components.rules import SECTION_CATEGORIES, load_section_rules, read_rule_text
+from pipeline.nlp.extensions import MENTIONS
 
 # Every heading is a phrase, so medspaCy's token Matcher is empty; spaCy warns about that.
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*\[W036\]")

@@ -10,8 +10,8 @@ import pytest
 import spacy
 from spacy.language import Language
 
-from pipeline.components import sentences  # noqa: F401  (registers cs_sentences)
 from pipeline.errors import RuleFileError
+from pipeline.nlp.components import cs_sentences  # noqa: F401  (registers cs_sentences)
 
 
 @pytest.fixture(scope="module")
