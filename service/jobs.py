@@ -107,6 +107,11 @@ class JobManager:
         self._thread = threading.Thread(target=self._work, name="codesuggest-jobs", daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread is alive (started and not yet stopped)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the worker after its current chunk; mark this process's unfinished jobs failed.
 

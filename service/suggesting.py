@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, Protocol
 
 from pipeline.errors import NoteTooLongError
-from pipeline.suggest import Evidence, Patient, Suggestion, SuggestionResult
+from pipeline.types import Evidence, Patient, Suggestion, SuggestionResult
 from service.errors import PayloadTooLargeError
 from service.schemas import BatchNoteIn, BatchRequest, PatientIn, SuggestionRequest
 

@@ -10,12 +10,21 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pipeline.cli.main import CommandRegistry
+from tqdm import tqdm
+
+from corpora.codiesp import CodeChecker, CodeListChecker, KnowledgeBaseChecker, import_codiesp
+from corpora.csv_import import import_csv
+from corpora.format import corpus_stats, read_corpus, validate_corpus, write_corpus
+from pipeline.commands import EXIT_ERROR, CommandRegistry, print_json
+from pipeline.errors import ArtefactError
+from pipeline.locations import default_kb_dir
+
+logger = logging.getLogger(__name__)
 
 GROUP = "corpus"
 
@@ -98,13 +107,41 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def make_checker(kb_dir: Path | None, check: bool = True) -> CodeChecker | None:
+    """Choose how ICD-10-CM codes are checked.
+
+    Args:
+        kb_dir: a knowledge-base artefact folder. When given it must load; when None, the default
+            artefact is used if it exists, else the packaged code list.
+        check: False disables checking (returns None).
+
+    Returns:
+        A checker, or None when checking is off.
+
+    Raises:
+        ArtefactError: ``kb_dir`` was given but cannot be loaded.
+    """
+    if not check:
+        return None
+    explicit = kb_dir is not None
+    folder = Path(kb_dir) if kb_dir is not None else default_kb_dir()
+    if explicit or (folder / "manifest.json").is_file():
+        # Imported here, not at the top: the knowledge base's modules would cost every command start-up time.
+        from pipeline.kb.store import KnowledgeBase
+
+        try:
+            kb = KnowledgeBase.load(folder)
+        except ArtefactError:
+            if explicit:
+                raise
+            logger.warning("knowledge base %s unusable; using the packaged code list", folder)
+            return CodeListChecker()
+        return KnowledgeBaseChecker(kb, folder)
+    logger.info("no knowledge base at %s; checking codes against the packaged code list", folder)
+    return CodeListChecker()
+
+
 def _import_codiesp(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from corpora.codiesp import import_codiesp, make_checker
-    from corpora.format import write_corpus
-    from pipeline.cli.main import print_json
-
     checker = make_checker(args.kb, check=not args.no_check)
     with tqdm(desc="importing", unit="note", disable=None, file=sys.stderr, leave=False) as bar:
 
@@ -140,10 +177,6 @@ def _import_codiesp(args: argparse.Namespace) -> int:
 
 
 def _import_csv(args: argparse.Namespace) -> int:
-    from corpora.csv_import import import_csv
-    from corpora.format import write_corpus
-    from pipeline.cli.main import print_json
-
     notes, report = import_csv(
         args.csv_file,
         text_column=args.text_column,
@@ -166,9 +199,6 @@ def _import_csv(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from corpora.format import validate_corpus
-    from pipeline.cli.main import EXIT_ERROR, print_json
-
     problems = validate_corpus(args.corpus)
     if args.json:
         document: dict[str, Any] = {
@@ -187,9 +217,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from corpora.format import corpus_stats, read_corpus
-    from pipeline.cli.main import print_json
-
     stats = corpus_stats(read_corpus(args.corpus), top=args.top)
     if args.json:
         print_json({"corpus": str(args.corpus), **stats})

@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.cli.main import CommandRegistry, print_json
+from pipeline.commands import CommandRegistry, print_json
 from pipeline.errors import InputError
 from pipeline.locations import default_data_dir, default_kb_dir
 
+# The knowledge base's modules are imported by the handlers that use them, not here: the CLI
+# builds its parser from this module, and every command would pay for them at start-up.
 if TYPE_CHECKING:
     from pipeline.kb.model import CodeRecord
     from pipeline.kb.store import KnowledgeBase
@@ -110,7 +112,7 @@ def load_kb(folder: Path | None) -> KnowledgeBase:
         ArtefactError: the folder holds no (valid) knowledge base; the message says how to
             build one.
     """
-    from pipeline.kb.store import KnowledgeBase
+    from pipeline.kb.store import KnowledgeBase  # start-up time: see the note at the imports
 
     return KnowledgeBase.load(folder if folder is not None else default_kb_dir())
 
@@ -312,14 +314,14 @@ def _complete(args: argparse.Namespace) -> int:
 
 # -- kb build ------------------------------------------------------------------------------------
 def _build(args: argparse.Namespace) -> int:
-    from pipeline.kb.store import KnowledgeBase
+    from pipeline.kb.build import build_knowledge_base  # start-up time: see the note at the imports
 
     if args.no_data and args.data_dir is not None:
         raise InputError("--no-data and --data-dir exclude each other")
     data_dir = None if args.no_data else (args.data_dir or default_data_dir())
     out = args.out if args.out is not None else default_kb_dir()
     started = time.perf_counter()
-    kb = KnowledgeBase.build(data_dir, cpt_file=args.cpt_file, progress=not args.no_progress)
+    kb = build_knowledge_base(data_dir, cpt_file=args.cpt_file, progress=not args.no_progress)
     manifest = kb.save(out)
     size = sum((out / rel).stat().st_size for rel in manifest.files) + (out / "manifest.json").stat().st_size
     stats = kb.stats()

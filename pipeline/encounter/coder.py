@@ -2,7 +2,7 @@
 
 :class:`EncounterCoder` receives the annotated note and the ranker's ICD-10-CM scores and applies
 the coding rules, recording every decision on the suggestion it touched as a
-:class:`~pipeline.suggest.RuleDecision`:
+:class:`~pipeline.types.RuleDecision`:
 
 * diagnoses (:mod:`pipeline.encounter.diagnoses.coder`): ICD-10-CM Official Guidelines for Coding and
   Reporting FY2026, the section cited at each rule;
@@ -25,19 +25,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from spacy.tokens import Doc
 
-from pipeline.encounter.diagnoses.coder import DiagnosisCoder, DxCode, Rule, load_diagnosis_rules
+from pipeline.encounter.diagnoses.coder import DiagnosisCoder
+from pipeline.encounter.diagnoses.rules import load_diagnosis_rules
+from pipeline.encounter.diagnoses.state import DxCode, Rule
 from pipeline.encounter.em import EmCoder, load_em_rules
+from pipeline.encounter.lines import ServiceLine
 from pipeline.encounter.reading import Assertions, Coverage, Mention, NoteReader, load_reading_rules, read_mentions
-from pipeline.encounter.services import ServiceCoder, ServiceLine, load_service_rules
+from pipeline.encounter.services import ServiceCoder, load_service_rules
+from pipeline.kb.store import KnowledgeBase
 from pipeline.nlp.textnorm import Normalizer, WordGroups
-
-if TYPE_CHECKING:
-    from pipeline.kb.store import KnowledgeBase
-    from pipeline.suggest import CodeSetLine, ExcludedMention, Patient, Suggestion
+from pipeline.types import CodeSetLine, Evidence, ExcludedMention, Patient, RuleDecision, Suggestion
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,6 @@ class EncounterCoder:
             Suggestions, excluded mentions, the ordered code set and encounter facts
             (``extra["em"]``, ``extra["units"]``, ``extra["queries"]``).
         """
-        from pipeline.suggest import CodeSetLine
-
         started = time.perf_counter()
         view = self.reader.read(doc.text)
         asserts = Assertions(doc, view, self.reading)
@@ -168,8 +167,6 @@ class EncounterCoder:
         explain: Explain | None,
         threshold: float,
     ) -> list[Suggestion]:
-        from pipeline.suggest import Evidence, RuleDecision, Suggestion
-
         probs = dict(ranked)
         out: list[Suggestion] = []
         seen: set[tuple[str, str]] = set()
@@ -285,8 +282,6 @@ class EncounterCoder:
         return out
 
     def _excluded(self, mentions: Sequence[Mention], dx: Any) -> list[ExcludedMention]:
-        from pipeline.suggest import ExcludedMention
-
         out = []
         for left in dx.left_out:
             span = mentions[left.mention]

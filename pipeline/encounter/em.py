@@ -20,19 +20,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pipeline.encounter.diagnoses.coder import DxResult, Rule
+from spacy.tokens import Doc
+
+from pipeline.encounter.diagnoses.state import DxResult, Rule
+from pipeline.encounter.lines import ServiceLine
 from pipeline.encounter.reading import Assertions, NoteView
 from pipeline.encounter.rule_data import CodeSet, LabeledPhrases, Phrases, RuleReader, in_ranges
-from pipeline.encounter.services import ServiceLine
 from pipeline.errors import RuleFileError
-
-if TYPE_CHECKING:
-    from spacy.tokens import Doc
-
-    from pipeline.kb.store import KnowledgeBase
-    from pipeline.suggest import Patient
+from pipeline.kb.store import KnowledgeBase
+from pipeline.types import Patient
 
 EM_SCHEMA = "codesuggest.encounter-em/1"
 EM_FILE = "encounter_em.json"

@@ -21,15 +21,14 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from spacy.tokens import Doc
 
 from pipeline.encounter.rule_data import Phrases, RuleReader
-from pipeline.nlp.extensions import ASSERTIONS
-
-if TYPE_CHECKING:
-    from spacy.tokens import Doc
-
-    from pipeline.nlp.textnorm import Normalizer
+from pipeline.errors import RuleFileError
+from pipeline.nlp.extensions import ASSERTIONS, CONTEXT_ATTRIBUTES, MENTIONS
+from pipeline.nlp.textnorm import Normalizer
 
 READING_SCHEMA = "codesuggest.encounter-reading/1"
 READING_FILE = "encounter_reading.json"
@@ -42,7 +41,7 @@ _HEADING = re.compile(
     r"(?:^|(?<=[.!?]\s)|(?<=[.!?]\s\s))[ \t]*(?P<name>[A-Za-z][A-Za-z0-9 /&'()+-]*?)[ \t]*:(?=\s|$)",
     re.MULTILINE,
 )
-_ENUMERATOR = re.compile(r"[ \t]*(?:\(?\d{1,2}[.)]|[-*\u2022])[ \t]+")
+ENUMERATOR = re.compile(r"[ \t]*(?:\(?\d{1,2}[.)]|[-*\u2022])[ \t]+")
 _SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z0-9\"'(])|[.!?]\s*$")
 _CLAUSE_BREAK = re.compile(r"[;:\n]|[.!?](?=\s|$)")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:'[a-z]+)?")
@@ -109,8 +108,6 @@ def load_reading_rules(path: Path | None = None) -> ReadingRules:
         or not all(isinstance(x, str) and x.strip() for x in separators)
     ):
         raise_at = r.where("statements", "comment_separators")
-        from pipeline.errors import RuleFileError
-
         raise RuleFileError(f"{raise_at}: expected a non-empty list of separators")
     cues = []
     for _, entry, path_ in r.entries("assertion_cues"):
@@ -126,8 +123,6 @@ def load_reading_rules(path: Path | None = None) -> ReadingRules:
     if not isinstance(forms, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and k == k.lower() and v == v.lower() for k, v in forms.items()
     ):
-        from pipeline.errors import RuleFileError
-
         raise RuleFileError(f"{r.where('coverage', 'irregular_forms')}: expected lower-case word -> word")
     return ReadingRules(
         max_heading_words=int(r.number(h["max_words"], ("headings", "max_words"), integer=True, minimum=1)),
@@ -149,8 +144,6 @@ def load_reading_rules(path: Path | None = None) -> ReadingRules:
 
 def _implied(r: RuleReader, value: Any) -> dict[str, tuple[str, ...]]:
     if not isinstance(value, dict):
-        from pipeline.errors import RuleFileError
-
         raise RuleFileError(f"{r.where('coverage', 'implied_terms')}: expected main term -> phrases")
     return {k: r.phrases(v, ("coverage", "implied_terms", k)) for k, v in value.items()}
 
@@ -289,7 +282,7 @@ class NoteReader:
 
     def _clauses(self, text: str, start: int, end: int, kind: str) -> list[tuple[int, int]]:
         """Diagnostic clauses of one line of a diagnostic region."""
-        enum = _ENUMERATOR.match(text, start, end)
+        enum = ENUMERATOR.match(text, start, end)
         if enum:
             start = enum.end()
         sentences = []
@@ -400,14 +393,10 @@ def read_mentions(doc: Doc, key: Any) -> list[Mention]:
     Returns:
         One :class:`Mention` per span of ``doc.spans["cs_mentions"]``.
     """
-    from pipeline.nlp.extensions import MENTIONS
-
     if MENTIONS not in doc.spans:
         return []
     tokens = NoteTokens(doc, key)
     out = []
-    from pipeline.nlp.extensions import CONTEXT_ATTRIBUTES
-
     for i, span in enumerate(doc.spans[MENTIONS]):
         ext = span._
         flags = {ours: bool(getattr(ext, attr, False)) for attr, ours in CONTEXT_ATTRIBUTES.items()}

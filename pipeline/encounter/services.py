@@ -18,21 +18,20 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pipeline.encounter.diagnoses.coder import DxCode, Rule
+from spacy.tokens import Doc
+
+from pipeline.encounter.diagnoses.state import DxCode, Rule
+from pipeline.encounter.em import EmDecision
+from pipeline.encounter.lines import ServiceLine
 from pipeline.encounter.reading import Assertions, Coverage, Mention, NoteView
 from pipeline.encounter.rule_data import CodeSet, Phrases, RuleReader, in_ranges
 from pipeline.errors import RuleFileError
 from pipeline.kb.sources.hcpcs import load_hcpcs_synonyms
-
-if TYPE_CHECKING:
-    from spacy.tokens import Doc
-
-    from pipeline.encounter.em import EmDecision
-    from pipeline.kb.store import KnowledgeBase
+from pipeline.kb.store import KnowledgeBase
 
 SERVICES_SCHEMA = "codesuggest.encounter-services/1"
 SERVICES_FILE = "encounter_services.json"
@@ -286,47 +285,6 @@ def load_service_rules(path: Path | None = None) -> ServiceRules:
 
 
 @dataclass
-class ServiceLine:
-    """One CPT or HCPCS line of the claim.
-
-    Attributes:
-        code: the code.
-        system: ``CPT`` or ``HCPCS``.
-        title: its title.
-        role: ``procedure``, ``supply`` or ``em``.
-        category: the kind of service (``radiology``, ``lab``, ``drug``, ``orthosis``...).
-        modifiers: claim modifiers, in claim order.
-        pointers: the diagnoses it is billed for.
-        units: billing units.
-        mentions: supporting mentions.
-        spans: other supporting character spans.
-        rules: rule decisions.
-        rationale: one sentence on why.
-        side: ``right``, ``left``, ``bilateral`` or None.
-        sites: body-site words of the service.
-        text: the sentences that describe it (lower case), for features and pointers.
-        start: where it is first described.
-    """
-
-    code: str
-    system: str
-    title: str
-    role: str
-    category: str = ""
-    modifiers: list[str] = field(default_factory=list)
-    pointers: list[str] = field(default_factory=list)
-    units: int = 1
-    mentions: list[int] = field(default_factory=list)
-    spans: list[tuple[int, int]] = field(default_factory=list)
-    rules: list[Rule] = field(default_factory=list)
-    rationale: str = ""
-    side: str | None = None
-    sites: set[str] = field(default_factory=set)
-    text: str = ""
-    start: int = 0
-
-
-@dataclass
 class _Instance:
     mentions: list[int]
     codes: set[str]
@@ -504,7 +462,7 @@ class ServiceCoder:
                 continue
             if not self.coverage.covered(m.text, m.source, words, raw):
                 continue
-            if not _phrase_stated(m.text, raw, self.coverage):
+            if not phrase_stated(m.text, raw, self.coverage):
                 continue
             codes.add(m.code)
         if not codes:
@@ -631,7 +589,7 @@ class ServiceCoder:
         score = 0.0
         for key, value in feats.items():
             if key == "views":
-                score += _views_score(value, inst.views)
+                score += views_score(value, inst.views)
                 continue
             if key in ("size_cm", "site_group"):
                 continue  # repairs are chosen from the summed length (see _repairs)
@@ -751,7 +709,7 @@ class ServiceCoder:
                 if (
                     f.get("site_group") == group
                     and f.get("complexity") == "simple"
-                    and _in_band(length, f.get("size_cm", ""))
+                    and in_band(length, f.get("size_cm", ""))
                 ):
                     rec = self.kb.get(code)
                     if rec is None:
@@ -991,7 +949,9 @@ def _rule_id(category: str) -> str:
     }.get(category, "proc.minor")
 
 
-def _views_score(value: str, views: int | None) -> float:
+def views_score(value: str, views: int | None) -> float:
+    """How well a rule's ``views`` value (``"2"``, ``"3+"``, ``"2-3"``) fits the documented number
+    of imaging views: +2 when it fits, -2 when it does not, 0 when the note gives no number."""
     if views is None:
         return 0.0
     v = value.strip()
@@ -1003,7 +963,8 @@ def _views_score(value: str, views: int | None) -> float:
     return 2.0 if v.isdigit() and views == int(v) else -2.0
 
 
-def _in_band(length: float, band: str) -> bool:
+def in_band(length: float, band: str) -> bool:
+    """Whether a length in cm falls in a rule's ``size_cm`` band (``"<=2.5"``, ``">12"``, ``"2.6-7.5"``)."""
     band = band.strip()
     if band.startswith("<="):
         return length <= float(band[2:])
@@ -1035,7 +996,7 @@ def _to_mg(value: float, unit: str) -> float:
 _LINK_WORDS = frozenset({"of", "the", "a", "an", "and", "or", "with", "to", "for", "in", "on", "by", "at", "e.g"})
 
 
-def _phrase_stated(phrase: str, raw: tuple[str, ...], coverage: Coverage) -> bool:
+def phrase_stated(phrase: str, raw: tuple[str, ...], coverage: Coverage) -> bool:
     """Every word of a service phrase is in the clause (stop words of the matcher included:
     "patient lift" is not "lifting")."""
     keys = {coverage.normalizer.key(w) or w for w in raw}

@@ -22,14 +22,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from pipeline.kb.store import KnowledgeBase
 from pipeline.nlp.textnorm import Normalizer
-
-if TYPE_CHECKING:
-    from pipeline.kb.store import KnowledgeBase
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +86,9 @@ class CodeCandidate:
 
 
 @dataclass(slots=True)
-class _Node:
+class CodeNode:
+    """One ICD-10-CM code of the :class:`CodeTree`: its children and the facts completion weighs."""
+
     children: tuple[str, ...]
     keys: frozenset[str]
     side: str | None
@@ -108,7 +108,7 @@ class CodeTree:
         billable_other: billable codes of other systems (CPT, HCPCS), kept as a set.
     """
 
-    def __init__(self, nodes: dict[str, _Node], sevenths: list[dict[str, str]], billable_other: set[str]) -> None:
+    def __init__(self, nodes: dict[str, CodeNode], sevenths: list[dict[str, str]], billable_other: set[str]) -> None:
         self.nodes = nodes
         self.sevenths = sevenths
         self.billable_other = billable_other
@@ -118,7 +118,7 @@ class CodeTree:
         """Derive the tree from the knowledge base."""
         sevenths: list[dict[str, str]] = []
         seventh_ids: dict[str, int] = {}
-        nodes: dict[str, _Node] = {}
+        nodes: dict[str, CodeNode] = {}
         for rec in kb.iter_codes("ICD10CM"):
             if is_seventh_expansion(rec.code, rec.seventh):
                 continue
@@ -132,7 +132,7 @@ class CodeTree:
             words = set(normalizer.keys(rec.title))
             title_lower = rec.title.lower()
             children = tuple(c.code for c in kb.children(rec.code) if not is_seventh_expansion(c.code, c.seventh))
-            nodes[rec.code] = _Node(
+            nodes[rec.code] = CodeNode(
                 children=children,
                 keys=frozenset(normalizer.required_keys(rec.title)),
                 side=_side_of(words),
@@ -173,7 +173,7 @@ class CodeTree:
         if data.get("schema") != "codesuggest.code-tree/2":
             raise ValueError(f"unexpected code tree schema {data.get('schema')!r}")
         nodes = {
-            code: _Node(tuple(ch), frozenset(keys), side, bool(unsp), bool(other), bool(wo), bool(bill), sev)
+            code: CodeNode(tuple(ch), frozenset(keys), side, bool(unsp), bool(other), bool(wo), bool(bill), sev)
             for code, (ch, keys, side, unsp, other, wo, bill, sev) in data["nodes"].items()
         }
         return cls(nodes, data["sevenths"], set(data["billable_other"]))
@@ -298,7 +298,7 @@ class CodeTree:
 
     @staticmethod
     def _score_child(
-        parent: _Node, child: _Node, ctx: frozenset[str] | set[str], side: str | None
+        parent: CodeNode, child: CodeNode, ctx: frozenset[str] | set[str], side: str | None
     ) -> tuple[float, bool]:
         new = child.keys - parent.keys - set(SIDES)
         hits = len(new & ctx)

@@ -17,14 +17,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.errors import RuleFileError
 from pipeline.kb.model import CodeRecord, IndexEntry, normalize_code
+from pipeline.kb.store import KnowledgeBase
 from pipeline.nlp.textnorm import Normalizer
-
-if TYPE_CHECKING:
-    from pipeline.kb.store import KnowledgeBase
 
 logger = logging.getLogger(__name__)
 

@@ -10,56 +10,28 @@ micro-F1), and the dev figures are written into the manifest.
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 from sklearn.model_selection import KFold
+from tqdm import tqdm
 
+from corpora.format import read_corpus
 from pipeline.evaluate import NotePrediction, score
-from pipeline.manifest import Manifest, read_manifest, sha256_file, write_manifest
+from pipeline.kb.store import KnowledgeBase
+from pipeline.manifest import Manifest, read_manifest, sha256_file, verify_manifest
+from pipeline.nlp.assembly import build_pipeline, load_pipeline, save_pipeline
+from pipeline.ranking.artefact import MODEL_KIND, MODEL_SCHEMA, TrainParams, kb_reference, write_model
 from pipeline.ranking.estimators import CodeRanker, DocumentModel
 from pipeline.ranking.features import CodeInfo, CodeInfoCache, Priors, candidate_codes, note_features
 
 logger = logging.getLogger(__name__)
-
-MODEL_KIND = "model"
-MODEL_SCHEMA = "codesuggest.model-settings/1"
-
-
-@dataclass
-class TrainParams:
-    """What the model does; saved with it.
-
-    Attributes:
-        name: artefact name.
-        version: artefact version.
-        folds: cross-fitting folds for the training notes' note-level signals.
-        doc_top: candidates added from the document model per note.
-        knn_k: nearest training notes consulted.
-        min_code_notes: codes need this many training notes to get a regression.
-        ranker: keyword arguments of :class:`~pipeline.ranking.estimators.CodeRanker`.
-        pipeline: per-component settings of the spaCy pipeline.
-        seed: random seed.
-    """
-
-    name: str = "codesuggest-default"
-    version: str = "1.0.0"
-    folds: int = 5
-    doc_top: int = 70
-    knn_k: int = 20
-    min_code_notes: int = 2
-    ranker: dict[str, Any] = field(default_factory=dict)
-    pipeline: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seed: int = 13
 
 
 @dataclass
@@ -109,12 +81,6 @@ def train_model(
     Returns:
         The written manifest.
     """
-    from tqdm import tqdm
-
-    from pipeline.kb.store import KnowledgeBase
-    from pipeline.manifest import verify_manifest
-    from pipeline.nlp.assembly import build_pipeline, load_pipeline, save_pipeline
-
     params = params or TrainParams()
     started = time.perf_counter()
     kb = KnowledgeBase.load(kb_dir)
@@ -193,7 +159,7 @@ def train_model(
         "threshold": threshold,
         "params": asdict(params),
         "priors": priors_all.to_dict(),
-        "kb": _kb_reference(kb_dir),
+        "kb": kb_reference(kb_dir),
         "systems": ["ICD10CM"],
         "train_seconds": round(elapsed, 1),
     }
@@ -213,7 +179,7 @@ def train_model(
             "kb": settings["kb"],
         },
     )
-    _write_artefact(out_dir, saved_pipeline, final_model, ranker, settings, manifest)
+    write_model(out_dir, saved_pipeline, final_model, ranker, settings, manifest)
     pristine.cleanup()
     logger.info("model written to %s in %.0f s", out_dir, elapsed)
     return read_manifest(out_dir)
@@ -266,94 +232,10 @@ def _prediction(note: TrainingNote, ranked: list[tuple[str, float]], threshold: 
     )
 
 
-def _kb_reference(kb_dir: Path) -> dict[str, Any]:
-    manifest = read_manifest(kb_dir)
-    return {
-        "name": manifest.name,
-        "version": manifest.version,
-        "manifest_sha256": sha256_file(Path(kb_dir) / "manifest.json"),
-        "code_sets": manifest.code_sets,
-    }
-
-
-def _write_artefact(
-    out_dir: Path,
-    saved_pipeline: Path,
-    model: DocumentModel,
-    ranker: CodeRanker,
-    settings: dict[str, Any],
-    manifest: Manifest,
-) -> None:
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        shutil.copytree(saved_pipeline, staging / "nlp")
-        joblib.dump(model, staging / "document_model.joblib", compress=3)
-        joblib.dump(ranker, staging / "ranker.joblib", compress=3)
-        (staging / "model.json").write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n", "utf-8")
-        (staging / "MODEL_CARD.md").write_text(model_card(manifest, settings), "utf-8")
-        write_manifest(staging, manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def model_card(manifest: Manifest, settings: dict[str, Any]) -> str:
-    """The model card written beside the artefact."""
-    dev = manifest.metrics.get("dev", {})
-
-    return f"""# Model card: {manifest.name} {manifest.version}
-
-## What it does
-Ranks ICD-10-CM diagnosis codes for a clinical note (scores calibrated so that 0.8 means about
-80% of such suggestions are accepted); codes scoring at or above {settings["threshold"]:.3f} are
-`suggested`, the rest `consider`. CPT and HCPCS lines come from the encounter rules, not from this
-ranker.
-
-## Data
-Trained on the CodiEsp training split (CLEF eHealth 2020, CC BY 4.0; cite Miranda-Escalada et al.,
-CEUR-WS Vol-2696, 2020): {manifest.extra.get("train_notes")} clinical case reports; threshold chosen on
-the {manifest.extra.get("dev_notes")} dev notes. The CodiEsp test split was never used.
-
-## Dev figures (ICD-10-CM)
-{_figure_table(dev)}
-
-## Limits
-- The notes are Spanish case reports machine-translated into English, and were coded under Spanish
-  rules (CIE-10-ES 2018): symptoms are coded beside the diagnoses that explain them, which US
-  outpatient guidelines would not do. The encounter rules apply US guidelines on top of the ranker.
-- Published case reports, not EHR notes: the style, length and section headings differ from a
-  clinic's documentation. Retrain on your own de-identified notes (`codesuggest train`).
-- About 1.5% of the gold codes do not exist in ICD-10-CM FY2026 and can never be suggested.
-- Codes never seen in training can only come from the dictionary; their recall is lower.
-- Derived from its notes: the document model holds the TF-IDF vocabulary (words and word pairs in
-  two or more training notes) and the training notes' vectors and codes. A model trained on your
-  own notes is to be handled like them.
-"""
-
-
 def notes_from_corpus(path: Path, system: str = "ICD10CM") -> list[TrainingNote]:
     """Read a corpus file (validated as a whole) into training notes with their gold codes.
 
     Raises:
         CorpusFormatError: the file has bad lines (every one is listed).
     """
-    from corpora.format import read_corpus
-
     return [TrainingNote(n.id, n.text, set(n.codes_of(system))) for n in read_corpus(Path(path))]
-
-
-_FIGURES = ("map", "micro_precision", "micro_recall", "micro_f1", "macro_f1", "p_at_5", "r_at_10", "r_at_15")
-
-
-def _figure_table(dev: dict[str, Any]) -> str:
-    def row(label: str, figures: dict[str, Any]) -> str:
-        cells = [f"{figures[k]:.3f}" if isinstance(figures.get(k), float) else "n/a" for k in _FIGURES]
-        return f"| {label} | " + " | ".join(cells) + " |"
-
-    header = "| level | " + " | ".join(_FIGURES) + " |\n|" + "---|" * (len(_FIGURES) + 1)
-    return "\n".join([header, row("code", dev), row("category", dev.get("category", {}))])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import NoteTooLongError
-from pipeline.suggest import Evidence, RuleDecision, Suggestion, SuggestionResult
+from pipeline.types import Evidence, RuleDecision, Suggestion, SuggestionResult
 from service.schemas import SuggestionResponse
 from service.suggesting import BoundedSuggester, NoteInput, Options, check_length, suggest_many, to_body
 from tests.service.conftest import FakeSuggester

@@ -15,14 +15,12 @@ file, sorted by path (:func:`tree_sha256`).
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import hashlib
 import http.client
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -30,15 +28,12 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from pipeline import __version__
-from pipeline.errors import DataFileError, InputError, RuleFileError
+from pipeline.errors import DataFileError, RuleFileError
 from pipeline.kb.sources.modifiers import check_keys, read_json_resource, text_value
 from pipeline.manifest import sha256_file
-
-if TYPE_CHECKING:
-    from pipeline.cli.main import CommandRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -520,59 +515,3 @@ def format_summary(results: list[FetchResult]) -> str:
     lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in rows]
     lines.insert(1, "-" * (sum(widths) + 6 + max(len(row[3]) for row in rows)))
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-def register(registry: CommandRegistry) -> None:
-    """Register ``codesuggest data fetch``."""
-    parser = registry.command(
-        "fetch",
-        _run_fetch,
-        help="Download the reference data from its official sources (copy from a local folder when offline).",
-        group="data",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="data folder to fill (e.g. data)")
-    parser.add_argument("--fallback", type=Path, default=None, help="folder to copy from when a download fails")
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds per connection (default {DEFAULT_TIMEOUT:g})",
-    )
-    parser.add_argument("--sources", type=Path, default=None, help="sources file (default: the packaged list)")
-    parser.add_argument("--only", action="append", default=[], metavar="GLOB", help="fetch only matching paths")
-    parser.add_argument("--link", action="store_true", help="symlink fallback files instead of copying them")
-    parser.add_argument("--force", action="store_true", help="fetch again even when a verified copy is present")
-
-
-def _run_fetch(args: argparse.Namespace) -> int:
-    if args.timeout <= 0:
-        raise InputError(f"--timeout must be positive, got {args.timeout:g}")
-    if args.fallback is not None and not args.fallback.is_dir():
-        raise InputError(f"--fallback {args.fallback}: no such folder")
-    files = load_data_sources(args.sources)
-    if args.only:
-        files = [f for f in files if any(fnmatch.fnmatchcase(f.dest, pattern) for pattern in args.only)]
-        if not files:
-            raise InputError(f"--only {args.only} matches no entry of the sources file")
-    results = fetch_data(
-        files,
-        args.out,
-        args.fallback,
-        timeout=args.timeout,
-        link=args.link,
-        force=args.force,
-        progress=sys.stderr.isatty(),
-    )
-    sys.stdout.write(format_summary(results) + "\n")
-    failed = [r for r in results if r.status == STATUS_FAILED]
-    if failed:
-        reasons = "; ".join(f"{r.dest} ({' / '.join(r.problems)})" for r in failed)
-        raise DataFileError(
-            f"{len(failed)} of {len(results)} data file(s) could not be downloaded "
-            f"or found in the fallback folder: {reasons}"
-        )
-    return 0

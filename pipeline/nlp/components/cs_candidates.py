@@ -17,6 +17,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import ensure_path
 
+from pipeline.kb.store import KnowledgeBase
 from pipeline.nlp.candidates import Candidate, CodeCandidate, CodeTree
 from pipeline.nlp.extensions import MENTIONS, record_timing, register_extensions
 from pipeline.nlp.textnorm import Normalizer, WordGroups
@@ -73,8 +74,6 @@ class CandidateComponent:
             kb_path: the knowledge-base artefact folder.
             word_groups_path: a word-groups JSON; None uses the packaged one.
         """
-        from pipeline.kb.store import KnowledgeBase
-
         if kb_path is None:
             raise ValueError("cs_candidates.initialize needs kb_path (the knowledge-base artefact folder)")
         groups = (

@@ -21,6 +21,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import ensure_path
 
+from pipeline.kb.store import KnowledgeBase
 from pipeline.nlp.candidates import FuzzyIndex
 from pipeline.nlp.extensions import MENTIONS, record_timing, register_extensions
 from pipeline.nlp.terms import SOURCES, Term, TermTable, kind_of, load_lexicon
@@ -164,8 +165,6 @@ class MentionMatcher:
             lexicon_path: a clinical lexicon JSON; None uses the packaged one.
             word_groups_path: a word-groups JSON; None uses the packaged one.
         """
-        from pipeline.kb.store import KnowledgeBase
-
         if kb_path is None:
             raise ValueError("cs_mentions.initialize needs kb_path (the knowledge-base artefact folder)")
         kb = KnowledgeBase.load(Path(kb_path))

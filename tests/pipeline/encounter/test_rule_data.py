@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.encounter.diagnoses.coder import load_diagnosis_rules
+from pipeline.encounter.diagnoses.rules import load_diagnosis_rules
 from pipeline.encounter.em import load_em_rules
 from pipeline.encounter.reading import load_reading_rules
 from pipeline.encounter.rule_data import CodeSet, LabeledPhrases, Phrases, RuleReader, in_ranges

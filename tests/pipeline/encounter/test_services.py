@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pipeline.encounter.services import _in_band, _phrase_stated, _views_score
+from pipeline.encounter.services import in_band, phrase_stated, views_score
 
 if TYPE_CHECKING:
     from pipeline.suggest import Suggester
@@ -144,7 +144,7 @@ def test_encounter_services_lines(suggester: Suggester, name: str) -> None:
     [("2", 2, 2.0), ("2", 3, -2.0), ("3+", 4, 2.0), ("3+", 2, -2.0), ("1-2", 1, 2.0), ("4+", None, 0.0)],
 )
 def test_encounter_services_views(value: str, views: int | None, score: float) -> None:
-    assert _views_score(value, views) == score
+    assert views_score(value, views) == score
 
 
 @pytest.mark.parametrize(
@@ -152,7 +152,7 @@ def test_encounter_services_views(value: str, views: int | None, score: float) -
     [(2.2, "<=2.5", True), (2.6, "<=2.5", False), (3.5, "2.6-7.5", True), (31.0, ">30.0", True)],
 )
 def test_encounter_services_size_bands(length: float, band: str, inside: bool) -> None:
-    assert _in_band(length, band) is inside
+    assert in_band(length, band) is inside
 
 
 @pytest.mark.parametrize(
@@ -165,4 +165,4 @@ def test_encounter_services_size_bands(length: float, band: str, inside: bool) -
 )
 def test_encounter_services_phrase_stated(suggester: Suggester, phrase: str, clause: str, stated: bool) -> None:
     coverage = suggester.encounter.coverage
-    assert _phrase_stated(phrase, coverage.raw_words(clause), coverage) is stated
+    assert phrase_stated(phrase, coverage.raw_words(clause), coverage) is stated

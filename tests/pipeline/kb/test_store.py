@@ -7,7 +7,6 @@ The full knowledge base is built once per session (``kb_dir`` / ``kb`` in tests/
 from __future__ import annotations
 
 import gzip
-import logging
 import shutil
 import statistics
 import time
@@ -382,18 +381,6 @@ def test_store_load_rejects_wrong_content(kb_dir: Path, tmp_path: Path) -> None:
     write_manifest(copy, read_manifest(copy))  # a consistent manifest over a wrong file
     with pytest.raises(ArtefactError, match=r"cpt\.json\.gz: expected schema"):
         KnowledgeBase.load(copy)
-
-
-@pytest.mark.slow
-def test_store_build_without_data(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="pipeline.kb.store"):
-        kb = KnowledgeBase.build(None)
-    assert "no data dir" in caplog.text
-    stats = kb.stats()
-    assert stats["ICD10CM"]["billable"] == 74_719
-    assert stats["HCPCS"]["codes"] == 0 and "ICD10CM_INDEX" not in stats
-    assert kb.index_entries == [] and kb.index_paths_for("E11.9") == []
-    assert kb.lookup("S93.401A").billable
 
 
 def test_store_committed_artefact_matches_a_fresh_build(kb: KnowledgeBase, kb_dir: Path) -> None:

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pipeline.encounter.diagnoses.coder import _code_side, _polarity_conflict, load_diagnosis_rules
-
 if TYPE_CHECKING:
     from pipeline.suggest import Suggester
 
@@ -202,75 +200,3 @@ def test_encounter_dx_rules(suggester: Suggester, name: str) -> None:
     assert set(case.left) <= {x.reason for x in result.excluded}
     for ln in dx:
         assert suggester.kb.get(ln.code, "ICD10CM").billable  # type: ignore[union-attr]
-
-
-@pytest.mark.parametrize(
-    ("term", "clause", "conflict"),
-    [
-        ("Acute cystitis with hematuria", "acute cystitis without hematuria", True),
-        ("Acute cystitis without hematuria", "acute cystitis without hematuria", False),
-        ("Unspecified dementia, with other behavioral disturbance", "dementia, without behavioral disturbance", True),
-        ("Mild persistent asthma with (acute) exacerbation", "mild persistent asthma with acute exacerbation", False),
-    ],
-)
-def test_encounter_dx_with_and_without(term: str, clause: str, conflict: bool) -> None:
-    assert _polarity_conflict(term, clause) is conflict
-
-
-@pytest.mark.parametrize(
-    ("title", "side"),
-    [
-        ("Sprain of other ligament of right ankle", "right"),
-        ("Bilateral primary osteoarthritis of knee", "bilateral"),
-        ("Sprain of unspecified ligament of unspecified ankle", "unspecified"),
-        ("Essential (primary) hypertension", None),
-    ],
-)
-def test_encounter_dx_code_side(title: str, side: str | None) -> None:
-    assert _code_side(title) == side
-
-
-@pytest.mark.parametrize(
-    ("context", "table", "char"),
-    [
-        ("sprain of the ankle, initial encounter", "ankle", "A"),
-        ("sprain of the ankle, subsequent encounter", "ankle", "D"),
-        ("scar, sequela of laceration", "ankle", "S"),
-        ("closed fracture of the radius", "fracture", "A"),
-        ("open fracture, gustilo type ii", "fracture", "B"),
-        ("open fracture, gustilo type iiib", "fracture", "C"),
-        ("fracture, subsequent encounter with delayed healing", "fracture", "G"),
-        ("fracture with nonunion", "fracture", "K"),
-        ("open fracture with malunion", "fracture", "Q"),
-    ],
-)
-def test_encounter_dx_seventh_character(suggester: Suggester, context: str, table: str, char: str) -> None:
-    tables = {"ankle": "S93.401", "fracture": "S82.221"}
-    coder = suggester.encounter.diagnoses
-    seventh = suggester.kb.seventh_characters(tables[table])
-    assert seventh is not None
-    assert coder._pick_seventh(seventh, context)[0] == char
-
-
-@pytest.mark.parametrize(
-    ("sentence", "code"),
-    [
-        ("He lost his footing stepping off a sidewalk curb and fell.", "W10.1"),
-        ("He fell about 8 feet from a ladder.", "W11"),
-        ("She cut her hand with a kitchen knife.", "W26.0"),
-        ("She slipped on ice and fell.", "W00.0"),
-        ("No new injury.", None),
-    ],
-)
-def test_encounter_dx_external_cause_index(suggester: Suggester, sentence: str, code: str | None) -> None:
-    found = suggester.encounter.diagnoses.external.find(sentence)
-    assert (found[2] if found else None) == code
-
-
-def test_encounter_dx_rules_are_general() -> None:
-    rules = load_diagnosis_rules()
-    # Every mapping is by category and names why, with a guideline section.
-    for mapping in (*rules.personal_history, *rules.family_history):
-        assert "I.C." in mapping.why
-    for rel in rules.integral:
-        assert rel.why.startswith("I.B.5")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import pipeline.cli.data
 import pipeline.cli.main
 from pipeline.errors import RuleFileError
 from pipeline.kb.sources.fetch import (
@@ -65,7 +66,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Run ``pipeline.cli.main.main`` with only the data commands registered."""
-    monkeypatch.setattr(pipeline.cli.main, "BUILTIN_COMMAND_MODULES", ("pipeline.kb.sources.fetch:register",))
+    monkeypatch.setattr(pipeline.cli.main, "BUILTIN_COMMANDS", (pipeline.cli.data.register,))
     return monkeypatch
 
 

@@ -8,7 +8,7 @@ import pytest
 import spacy
 from spacy.language import Language
 
-from pipeline.nlp.candidates import CodeTree, _Node
+from pipeline.nlp.candidates import CodeNode, CodeTree
 from pipeline.nlp.extensions import MENTIONS
 from pipeline.nlp.terms import Term, TermTable
 from pipeline.nlp.textnorm import Normalizer, WordGroups
@@ -32,8 +32,8 @@ TERMS = [
 ]
 
 
-def _node(children: tuple[str, ...], text: str, billable: bool, side: str | None = None) -> _Node:
-    return _Node(
+def _node(children: tuple[str, ...], text: str, billable: bool, side: str | None = None) -> CodeNode:
+    return CodeNode(
         children,
         frozenset(NORM.required_keys(text)),
         side,
