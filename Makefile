@@ -34,10 +34,15 @@ run: install
 test: install lint
 	$(BIN)/python -m pytest
 
+# Imports flow one way (layers in pyproject.toml [tool.importlinter]) and form no cycle, function-level
+# imports included (../shared/tools/import_cycles.py prints any).
 lint: install
 	$(BIN)/ruff check pipeline service corpora benchmarks tests
 	$(BIN)/ruff format --check pipeline service corpora benchmarks tests
 	$(BIN)/mypy pipeline service corpora benchmarks
+	$(BIN)/lint-imports --no-cache
+	@cycles=$$($(BIN)/python ../shared/tools/import_cycles.py pipeline service corpora benchmarks) \
+		|| { echo "$$cycles"; exit 1; }
 
 # Official CDC/CMS/Zenodo downloads into ./data; falls back to ../shared/data where offline.
 data: install

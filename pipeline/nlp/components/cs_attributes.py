@@ -1,7 +1,7 @@
 """``cs_attributes``: coding attributes of every mention and note-level encounter cues.
 
 For each mention in ``doc.spans["cs_mentions"]`` this sets, from the cue phrases of
-``resources/attribute_rules.json`` (strict loader in :mod:`pipeline.nlp.components.rules`):
+``resources/attribute_rules.json`` (strict loader in :mod:`pipeline.nlp.components.attribute_rules`):
 
 - ``cs_laterality`` (right / left / bilateral), ``cs_acuity`` (acute / chronic /
   acute_on_chronic / subacute): the nearest cue inside the mention or within a few tokens of
@@ -45,13 +45,8 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from pipeline.nlp.components.rules import (
-    ATTRIBUTE_RULES_FILE,
-    AttributeRules,
-    CueGroup,
-    RuleFileComponent,
-    load_attribute_rules,
-)
+from pipeline.nlp.components.attribute_rules import ATTRIBUTE_RULES_FILE, AttributeRules, CueGroup, load_attribute_rules
+from pipeline.nlp.components.rules import RuleFileComponent
 from pipeline.nlp.extensions import MENTIONS, record_timing, register_extensions
 
 logger = logging.getLogger(__name__)
@@ -357,7 +352,7 @@ class MentionAttributes(RuleFileComponent):
             if rule.section == section and not any(getattr(ext, attr) for attr in rule.unless):
                 setattr(ext, rule.attribute, True)
 
-    # -- persistence (pipeline.nlp.components.rules.RuleFileComponent) -----------------------------------------
+    # -- persistence (pipeline.nlp.components.rules.RuleFileComponent) -----------------------------
     def _restore(self, text: str, source: str) -> None:
         self.set_rules(load_attribute_rules(text, source))
 

@@ -4,7 +4,7 @@ uncertain) by medspaCy's ConText.
 medspaCy's ``ConText`` finds the triggers and their scopes (the sentence, cut by terminations and
 by ``max_scope``) and marks the mentions of ``doc.spans["cs_mentions"]`` in scope. This component
 owns the triggers (``resources/context_rules.json``: medspaCy's default English set, MIT, extended
-for coding and loaded strictly by :mod:`pipeline.nlp.components.rules`) and their persistence. Categories map
+for coding and loaded strictly by :mod:`pipeline.nlp.components.context_rules`) and their persistence. Categories map
 to span attributes (:data:`CATEGORY_ATTRIBUTES`, the names of
 ``pipeline.nlp.extensions.CONTEXT_ATTRIBUTES``).
 
@@ -25,13 +25,8 @@ from medspacy.context import ConText, ConTextRule
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from pipeline.nlp.components.rules import (
-    CONTEXT_RULES_FILE,
-    ContextRules,
-    RuleFileComponent,
-    expand_pattern,
-    load_context_rules,
-)
+from pipeline.nlp.components.context_rules import CONTEXT_RULES_FILE, ContextRules, load_context_rules
+from pipeline.nlp.components.rules import RuleFileComponent, expand_pattern
 from pipeline.nlp.extensions import MENTIONS, record_timing, register_extensions
 
 logger = logging.getLogger(__name__)
@@ -137,7 +132,7 @@ class ClinicalContext(RuleFileComponent):
         record_timing(doc, self.name, started)
         return doc
 
-    # -- persistence (pipeline.nlp.components.rules.RuleFileComponent) -----------------------------------------
+    # -- persistence (pipeline.nlp.components.rules.RuleFileComponent) -----------------------------
     def _restore(self, text: str, source: str) -> None:
         self.set_rules(load_context_rules(text, source))
 

@@ -22,8 +22,8 @@ from spacy.tokens import Doc, Span
 from spacy.util import ensure_path
 
 from pipeline.kb.store import KnowledgeBase
-from pipeline.nlp.candidates import FuzzyIndex
 from pipeline.nlp.extensions import MENTIONS, record_timing, register_extensions
+from pipeline.nlp.fuzzy import FuzzyIndex
 from pipeline.nlp.terms import SOURCES, Term, TermTable, kind_of, load_lexicon
 from pipeline.nlp.textnorm import Normalizer, WordGroups
 

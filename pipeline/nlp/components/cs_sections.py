@@ -1,7 +1,7 @@
 """``cs_sections``: note sections (HPI, past medical history, assessment/plan...) by medspaCy.
 
 medspaCy's ``Sectionizer`` does the matching and the section spans; this component owns the
-rules (``resources/section_rules.json``, loaded strictly by :mod:`pipeline.nlp.components.rules`), hands them to
+rules (``resources/section_rules.json``, loaded strictly by :mod:`pipeline.nlp.components.section_rules`), hands them to
 the Sectionizer through its API with medspaCy's default rules off, and copies the result into
 the project's attributes:
 
@@ -33,12 +33,8 @@ from medspacy.section_detection.util import is_end_line, is_start_line
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from pipeline.nlp.components.rules import (
-    SECTION_RULES_FILE,
-    RuleFileComponent,
-    SectionRules,
-    load_section_rules,
-)
+from pipeline.nlp.components.rules import RuleFileComponent
+from pipeline.nlp.components.section_rules import SECTION_RULES_FILE, SectionRules, load_section_rules
 from pipeline.nlp.extensions import MENTIONS, record_timing, register_extensions
 
 logger = logging.getLogger(__name__)
@@ -198,7 +194,7 @@ class ClinicalSectionizer(RuleFileComponent):
         record_timing(doc, self.name, started)
         return doc
 
-    # -- persistence (pipeline.nlp.components.rules.RuleFileComponent) -----------------------------------------
+    # -- persistence (pipeline.nlp.components.rules.RuleFileComponent) -----------------------------
     def _restore(self, text: str, source: str) -> None:
         self.set_rules(load_section_rules(text, source))
 

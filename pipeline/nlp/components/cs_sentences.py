@@ -28,12 +28,8 @@ from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from pipeline.nlp.components.rules import (
-    SECTION_RULES_FILE,
-    RuleFileComponent,
-    SectionRules,
-    load_section_rules,
-)
+from pipeline.nlp.components.rules import RuleFileComponent
+from pipeline.nlp.components.section_rules import SECTION_RULES_FILE, SectionRules, load_section_rules
 from pipeline.nlp.extensions import record_timing, register_extensions
 
 logger = logging.getLogger(__name__)
@@ -309,7 +305,7 @@ class ClinicalSentencizer(RuleFileComponent):
         options = self._headings.get(words[0]) if words else None
         return bool(options) and tuple(words) in (options or ())
 
-    # -- persistence (pipeline.nlp.components.rules.RuleFileComponent) -----------------------------------------
+    # -- persistence (pipeline.nlp.components.rules.RuleFileComponent) -----------------------------
     def _restore(self, text: str, source: str) -> None:
         self._set_rules(load_section_rules(text, source))
 

@@ -1,13 +1,11 @@
-"""From matched codes to billable candidates: the code tree, 7th characters, fuzzy lookup."""
+"""From matched codes to billable candidates: the code tree and 7th characters."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from pipeline.kb.store import KnowledgeBase
-from pipeline.nlp.candidates import CodeTree, FuzzyIndex, add_seventh, choose_seventh, is_seventh_expansion
+from pipeline.nlp.candidates import CodeTree, add_seventh, choose_seventh, is_seventh_expansion
 from pipeline.nlp.textnorm import Normalizer, WordGroups
 
 FRACTURE = {c: c for c in "ABCDEFGHJKMNPQRS"}
@@ -92,20 +90,3 @@ def test_candidates_tree_round_trip(tree: CodeTree) -> None:
     again = CodeTree.from_json(tree.to_json())
     assert again.nodes["S93.40"] == tree.nodes["S93.40"]
     assert again.sevenths == tree.sevenths
-
-
-def test_candidates_fuzzy_index_finds_near_phrases_and_round_trips(tmp_path: Path) -> None:
-    phrases = [
-        ("sprain of ankle", "ICD10CM|S93.409"),
-        ("essential hypertension", "ICD10CM|I10"),
-        ("type 2 diabetes mellitus", "ICD10CM|E11.9"),
-        ("fracture of femur", "ICD10CM|S72.90"),
-    ]
-    index = FuzzyIndex.build(phrases, m=8, ef_construction=50)
-    hits = index.query(["sprained ankle", "hypertension essential"], k=2, threshold=0.3)
-    assert hits[0][0][0] == "ICD10CM|S93.409"
-    assert hits[1][0][0] == "ICD10CM|I10"
-    index.to_disk(tmp_path / "fuzzy")
-    again = FuzzyIndex.from_disk(tmp_path / "fuzzy")
-    assert again.query(["sprained ankle"], k=2, threshold=0.3) == hits[:1]
-    assert index.query([], k=2) == []

@@ -14,8 +14,9 @@ from spacy.tokens import Doc
 
 from pipeline.errors import RuleFileError
 from pipeline.nlp.components import cs_context, cs_sections, cs_sentences  # noqa: F401  (register factories)
+from pipeline.nlp.components.context_rules import load_context_rules
 from pipeline.nlp.components.cs_context import phrase_variants
-from pipeline.nlp.components.rules import load_context_rules, read_rule_text
+from pipeline.nlp.components.rules import read_rule_text
 from pipeline.nlp.extensions import MENTIONS, assertions_of
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*\[W036\]")

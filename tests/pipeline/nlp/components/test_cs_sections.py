@@ -13,7 +13,8 @@ from spacy.tokens import Doc
 
 from pipeline.errors import RuleFileError
 from pipeline.nlp.components import cs_sections, cs_sentences  # noqa: F401  (register the factories)
-from pipeline.nlp.components.rules import SECTION_CATEGORIES, load_section_rules, read_rule_text
+from pipeline.nlp.components.rules import read_rule_text
+from pipeline.nlp.components.section_rules import SECTION_CATEGORIES, load_section_rules
 from pipeline.nlp.extensions import MENTIONS
 
 # Every heading is a phrase, so medspaCy's token Matcher is empty; spaCy warns about that.
