@@ -342,7 +342,7 @@ class JobManager:
                     return  # stop() marks the job as failed
                 notes = job.notes[start : start + self.chunk_size]
                 answers = suggest_many(self.suggester, notes, job.options, job.request_id)
-                payload = json.dumps(answers)
+                payload = json.dumps([a.model_dump(mode="json") for a in answers])
                 with self.db.session() as session:
                     session.add(JobResult(job_id=job.job_id, chunk=chunk, payload=seal(key, payload.encode())))
                     done += len(notes)
