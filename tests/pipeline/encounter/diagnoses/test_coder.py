@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+import logging
+from dataclasses import dataclass, field, replace
 
 import pytest
 
-if TYPE_CHECKING:
-    from pipeline.suggest import Suggester
+from pipeline.encounter.diagnoses.coder import DiagnosisCoder
+from pipeline.encounter.diagnoses.rules import load_diagnosis_rules
+from pipeline.errors import RuleFileError
+from pipeline.suggest import Suggester
 
 OFFICE = "OFFICE VISIT - ESTABLISHED PATIENT\n"
 DISCHARGE = "DISCHARGE SUMMARY\n"
@@ -200,3 +202,20 @@ def test_encounter_dx_rules(suggester: Suggester, name: str) -> None:
     assert set(case.left) <= {x.reason for x in result.excluded}
     for ln in dx:
         assert suggester.kb.get(ln.code, "ICD10CM").billable  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("where", ["personal_history", "bmi_bands"])
+def test_encounter_dx_rules_naming_an_unknown_code_are_refused(
+    suggester: Suggester, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    unknown = "Z68.99"
+    assert suggester.kb.get(unknown, "ICD10CM") is None
+    rules = load_diagnosis_rules()
+    if where == "personal_history":
+        bad = replace(rules, personal_history=(replace(rules.personal_history[0], code=unknown),))
+    else:
+        bad = replace(rules, bmi_bands=(*rules.bmi_bands, (90.0, 99.0, unknown)))
+    coder = suggester.encounter
+    with caplog.at_level(logging.ERROR), pytest.raises(RuleFileError, match=r"Z68\.99 not in the knowledge base"):
+        DiagnosisCoder(suggester.kb, bad, coder.reading, coder.coverage)
+    assert unknown in caplog.text
