@@ -3,7 +3,7 @@
 :class:`KnowledgeBase` is the one API the rest of the project uses to look codes up, walk the
 ICD-10-CM hierarchy, complete 7th characters, check Excludes1 pairs and search code text.
 
-It is built once from the reference data (:meth:`KnowledgeBase.build`), saved as a small artefact
+It is built once from the reference data (:func:`pipeline.kb.build.build_knowledge_base`), saved as a small artefact
 folder of gzip'd JSON plus ``manifest.json`` (:meth:`KnowledgeBase.save`, committed as
 ``models/kb``) and loaded from there (:meth:`KnowledgeBase.load`). The artefact stores the parsed
 tabular nodes, not the ~51,000 generated 7th-character codes: those are regenerated at load.

@@ -14,7 +14,7 @@ from pipeline.encounter.reading import Assertions, NoteView, Statement
 
 @dataclass
 class Rule:
-    """A rule decision before it becomes a :class:`~pipeline.suggest.RuleDecision`."""
+    """A rule decision before it becomes a :class:`~pipeline.types.RuleDecision`."""
 
     id: str
     message: str
