@@ -74,6 +74,7 @@ def _child(kb_dir: Path, repeats: int) -> dict[str, Any]:
     import resource
 
     started = time.perf_counter()
+    # Imported here, in the child process: the import is part of the load time measured.
     import psutil
 
     from pipeline.kb.store import KnowledgeBase

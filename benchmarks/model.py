@@ -28,6 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.kb import run as kb_run
+from pipeline.locations import default_data_dir, default_kb_dir, default_model_dir
+
+# The pipeline, model and knowledge-base modules are imported inside the functions that measure
+# them: a child process that measures the memory of the spaCy pipeline alone (``--child``) must not
+# have imported the rest of the project first.
+
 logger = logging.getLogger(__name__)
 
 
@@ -94,11 +101,10 @@ def candidate_recall(model_dir: Path, train: list[Any], dev: list[Any], kb_dir: 
     from sklearn.model_selection import KFold
 
     from pipeline.kb.store import KnowledgeBase
-    from pipeline.locations import default_kb_dir
     from pipeline.nlp.assembly import load_pipeline
+    from pipeline.ranking.artefact import TrainParams
     from pipeline.ranking.estimators import DocumentModel
     from pipeline.ranking.features import candidate_codes
-    from pipeline.ranking.training import TrainParams
 
     settings = json.loads((model_dir / "model.json").read_text("utf-8"))
     params = TrainParams(**settings["params"])
@@ -254,8 +260,6 @@ def _markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; returns the exit code."""
-    from pipeline.locations import default_data_dir, default_kb_dir, default_model_dir
-
     parser = argparse.ArgumentParser(prog="python -m benchmarks.model", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--model", type=Path, default=None)
@@ -281,8 +285,6 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.only or ["kb", "throughput", "memory", "recall", "latency"])
     report: dict[str, Any] = {}
     if "kb" in wanted:
-        from benchmarks.kb import run as kb_run
-
         report["kb"] = kb_run(kb_dir)
     if "throughput" in wanted:
         report["throughput"] = throughput(model_dir, dev_texts)

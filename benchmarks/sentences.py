@@ -72,7 +72,8 @@ PARAGRAPHS: tuple[tuple[str, ...], ...] = (
 
 
 def _splitters() -> dict[str, Callable[[], Any]]:
-    """Pipelines that differ only in their sentence splitter (built lazily: imports are slow)."""
+    """Pipelines that differ only in their sentence splitter (built lazily: imports are slow, and
+    each splitter's time is measured without the others loaded)."""
     import spacy
 
     def ours() -> Any:

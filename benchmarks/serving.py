@@ -39,6 +39,10 @@ from typing import Any
 
 import psutil
 
+from pipeline.locations import PROJECT_ROOT, default_model_dir
+from service.db import Database
+from service.security import create_key
+
 logger = logging.getLogger(__name__)
 
 TARGET_P95_MS = 150.0
@@ -468,9 +472,6 @@ def run_benchmark(
     Returns:
         One result per combination.
     """
-    from service.db import Database
-    from service.security import create_key
-
     results: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="codesuggest-bench-") as tmp:
         folder = Path(tmp)
@@ -605,8 +606,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code: 0, or 2 for a bad model folder or option.
     """
-    from pipeline.locations import PROJECT_ROOT, default_model_dir
-
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=default_model_dir(), help="model folder")
     parser.add_argument("--kb", type=Path, default=None, help="knowledge-base folder (default models/kb)")
