@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli import CommandRegistry, print_json
+from pipeline.commands import CommandRegistry, print_json
 
 logger = logging.getLogger(__name__)
 

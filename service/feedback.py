@@ -22,6 +22,7 @@ from typing import Any, cast
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
 
+from corpora.format import CorpusCode, CorpusNote, write_corpus
 from pipeline.errors import MalformedCodeError, UnknownCodeError
 from pipeline.kb.model import System, normalize_code
 from service.db import Database
@@ -217,8 +218,6 @@ def export_feedback(db: Database, out: Path) -> ExportReport:
     Returns:
         The report (written and skipped notes, and why).
     """
-    from corpora.format import CorpusCode, CorpusNote, write_corpus
-
     report = ExportReport(out=Path(out), skipped_ids={"no_text": [], "no_codes": []})
     notes: list[CorpusNote] = []
     with db.session() as session:

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.suggest import SuggestionResult
+from pipeline.types import SuggestionResult
 from service.fhir import terminology as t
 from service.fhir.reading import ClinicalNote
 from service.fhir.writing import condition_resource

@@ -4,7 +4,7 @@
 * :mod:`service.fhir.outcome`: :class:`FhirError` and the ``OperationOutcome`` it becomes.
 * :mod:`service.fhir.reading`: a ``DocumentReference``, a ``Bundle`` (``Composition`` and its
   sections, or ``DocumentReference`` entries) or ``Parameters`` -> one :class:`ClinicalNote`.
-* :mod:`service.fhir.writing`: a :class:`pipeline.suggest.SuggestionResult` -> ``Condition``,
+* :mod:`service.fhir.writing`: a :class:`pipeline.types.SuggestionResult` -> ``Condition``,
   ``Procedure``, a draft ``Claim``, ``Device`` and ``Provenance`` in a ``collection`` Bundle.
 * :mod:`service.fhir.conformance`: ``CapabilityStatement``, the ``$suggest-codes``
   ``OperationDefinition`` and the ``StructureDefinition`` of each extension the output uses.

@@ -1,6 +1,6 @@
 """FHIR out: one note's code set as FHIR R4 resources in a ``collection`` Bundle.
 
-For the ordered encounter code set of :class:`pipeline.suggest.SuggestionResult`:
+For the ordered encounter code set of :class:`pipeline.types.SuggestionResult`:
 
 * one ``Condition`` per diagnosis line (ICD-10-CM, category ``encounter-diagnosis``), its
   ``verificationStatus`` from the documentation (``confirmed``; ``provisional`` when every span
@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.suggest import CodeSetLine, Suggestion, SuggestionResult
+from pipeline.types import CodeSetLine, Suggestion, SuggestionResult
 from service.fhir import terminology as t
 from service.fhir.models import check_output
 from service.fhir.outcome import Issue, operation_outcome

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from pipeline.errors import InputError
-from pipeline.suggest import Patient
+from pipeline.types import Patient
 from service.audit import RequestInfo
 from service.cds.cards import build_cards
 from service.cds.services import SERVICES, CdsService, FeedbackRequest, HookRequest, read_hook_note

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from pipeline.suggest import Patient
+from pipeline.types import Patient
 from service.audit import RequestInfo
 from service.config import Settings
 from service.deps import get_info, get_settings, get_suggester, require

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from pipeline.suggest import CodeSetLine, Evidence, Suggestion, SuggestionResult
+from pipeline.types import CodeSetLine, Evidence, Suggestion, SuggestionResult
 from service.fhir import terminology as t
 from service.fhir.reading import narrative_text
 from tests.service.conftest import FakeSuggester, Service
