@@ -21,8 +21,9 @@ from service.db import Database
 from service.errors import install_error_handlers
 from service.idempotency import IdempotencyStore
 from service.jobs import Housekeeper, JobManager
-from service.routes import codes, feedback, health, jobs, suggestions
+from service.routes import codes, encounters, feedback, health, jobs, suggestions
 from service.suggesting import BoundedSuggester, SuggesterLike
+from service.ui import install as install_workbench
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +159,13 @@ def create_app(settings: Settings | None = None, *, suggester: SuggesterLike | N
         summary="Offline computer-assisted coding: clinical note -> ICD-10-CM / CPT / HCPCS suggestions with evidence",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from service.ui, with vendored assets (offline)
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (health, suggestions, jobs, codes, feedback):
+    for module in (health, suggestions, jobs, codes, feedback, encounters):
         app.include_router(module.router)
+    install_workbench(app)
     return app
