@@ -9,6 +9,11 @@ code of each note into the corpus format of :mod:`corpora.format`: accepted and 
 the replacements of modified ones are the note's codes; rejected codes and the replaced ones are
 not. A note is exported only when its text was stored; the report says how many were skipped and
 why.
+
+Encounters reviewed in the workbench (:mod:`service.review`) are exported from their submitted
+code sets (accepted and added codes, and the codes used instead of modified ones, in claim
+order) with their note text opened with the encounter key; their decisions in the feedback table
+are not replayed a second time.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
@@ -25,9 +30,12 @@ from sqlalchemy import select
 from pipeline.errors import MalformedCodeError, UnknownCodeError
 from pipeline.kb.model import System, normalize_code
 from service.db import Database
-from service.models import FeedbackEntry, FeedbackNote, utcnow
+from service.models import Encounter, FeedbackEntry, FeedbackNote, ReviewCode, utcnow
 from service.schemas import FeedbackRequest
 from service.security import Principal
+
+if TYPE_CHECKING:
+    from service.encounters import EncounterVault
 
 logger = logging.getLogger(__name__)
 
@@ -207,12 +215,13 @@ def final_codes(entries: Sequence[FeedbackEntry]) -> list[tuple[str, str]]:
     return [key for key, keep in state.items() if keep]
 
 
-def export_feedback(db: Database, out: Path) -> ExportReport:
+def export_feedback(db: Database, out: Path, vault: EncounterVault | None = None) -> ExportReport:
     """Write the feedback as a corpus file (JSONL, one note a line).
 
     Args:
         db: the service database.
         out: the corpus file to write (atomically; its folder is created).
+        vault: the encounter key, to export the workbench's submitted encounters as well.
 
     Returns:
         The report (written and skipped notes, and why).
@@ -221,6 +230,9 @@ def export_feedback(db: Database, out: Path) -> ExportReport:
 
     report = ExportReport(out=Path(out), skipped_ids={"no_text": [], "no_codes": []})
     notes: list[CorpusNote] = []
+    reviewed = _reviewed_encounters(db, vault, report) if vault is not None else []
+    notes.extend(reviewed)
+    done = {note.id for note in reviewed} | set(report.skipped_ids["no_text"]) | set(report.skipped_ids["no_codes"])
     with db.session() as session:
         entries = list(
             session.scalars(
@@ -228,11 +240,13 @@ def export_feedback(db: Database, out: Path) -> ExportReport:
             )
         )
         texts = {row.note_id: row for row in session.scalars(select(FeedbackNote))}
-    report.decisions = len(entries)
+    report.decisions += len(entries)
     by_note: dict[str, list[FeedbackEntry]] = {}
     for entry in entries:
         by_note.setdefault(entry.note_id, []).append(entry)
     for note_id, note_entries in by_note.items():
+        if note_id in done:
+            continue
         stored = texts.get(note_id)
         if stored is None:
             report.skipped_no_text += 1
@@ -267,3 +281,51 @@ def export_feedback(db: Database, out: Path) -> ExportReport:
         report.skipped_no_codes,
     )
     return report
+
+
+def _reviewed_encounters(db: Database, vault: EncounterVault, report: ExportReport) -> list[Any]:
+    """Submitted encounters of the workbench as corpus notes (their final code sets as gold)."""
+    from corpora.format import CorpusCode, CorpusNote
+    from service.encounters import note_text
+    from service.review import final_codes
+
+    notes = []
+    with db.session() as session:
+        encounters = list(
+            session.scalars(select(Encounter).where(Encounter.status == "submitted").order_by(Encounter.id))
+        )
+        for encounter in encounters:
+            if encounter.text_sealed is None:
+                report.skipped_no_text += 1
+                report.skipped_ids["no_text"].append(encounter.encounter_id)
+                continue
+            rows = list(
+                session.scalars(
+                    select(ReviewCode)
+                    .where(ReviewCode.encounter_pk == encounter.id, ReviewCode.audit_pk.is_(None))
+                    .order_by(ReviewCode.position, ReviewCode.id)
+                )
+            )
+            codes = final_codes(rows)
+            if not codes:
+                report.skipped_no_codes += 1
+                report.skipped_ids["no_codes"].append(encounter.encounter_id)
+                continue
+            decided = [r for r in rows if r.status != "pending"]
+            users = {r.updated_by for r in decided if r.updated_by} | {encounter.submitted_by or ""}
+            notes.append(
+                CorpusNote(
+                    id=encounter.encounter_id,
+                    text=note_text(vault, encounter),
+                    codes=[CorpusCode(system=s, code=c) for s, c in codes],
+                    setting=encounter.setting,
+                    meta={
+                        "source": "codesuggest-workbench",
+                        "users": sorted(users - {""}),
+                        "decisions": len(decided),
+                        "model_versions": [encounter.model_version] if encounter.model_version else [],
+                        "last_feedback_at": encounter.submitted_at.isoformat() if encounter.submitted_at else None,
+                    },
+                )
+            )
+    return notes

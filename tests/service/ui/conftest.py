@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 
 from pipeline.errors import InvalidSeventhCharacterError, UnknownCodeError
 from pipeline.kb.model import CodeRecord, normalize_code
-from tests.service.conftest import FakeKB, FakeSuggester, Service, _RECORDS
+from tests.service.conftest import _RECORDS, FakeKB, FakeSuggester, Service
 
 ENCOUNTER_KEY = "11" * 32
 NOTE = (
     "Assessment: right ankle sprain after a fall from a ladder. Type 2 diabetes, stable on metformin.\n"
-    "No fracture on X-ray. Family history of heart disease.\n"
+    "There is no fracture on X-ray. Family history of heart disease.\n"
     "Plan: ankle brace, follow up in two weeks."
 )
 
