@@ -142,11 +142,21 @@ def _lookup_or_none(kb: Any, code: str, system: str) -> Any:
         return None
 
 
-def _not_billable_message(kb: Any, record: Any) -> str:
+def takes_seventh(kb: Any, record: Any) -> bool:
+    """True when a code is complete but for its 7th character (the helper offers the choice)."""
     seventh = getattr(record, "seventh", None)
-    children = kb.children(record.code) if hasattr(kb, "children") else []
-    if seventh and not children:
-        allowed = ", ".join(f"{k} ({v})" for k, v in seventh.items())
+    if record.billable or not seventh or not hasattr(kb, "complete"):
+        return False
+    try:
+        kb.complete(record.code, next(iter(seventh)))
+    except CodesuggestError:
+        return False
+    return True
+
+
+def _not_billable_message(kb: Any, record: Any) -> str:
+    if takes_seventh(kb, record):
+        allowed = ", ".join(f"{k} ({v})" for k, v in record.seventh.items())
         return f"{record.code} needs a 7th character: {allowed}"
     choices: list[str] = []
     if hasattr(kb, "billable_descendants"):
@@ -175,9 +185,10 @@ def code_help(kb: Any, text: str) -> dict[str, Any]:
         out["error"] = str(exc)
         return out
     out.update(code=record.code, system=record.system, title=record.title, billable=record.billable)
-    children = kb.children(record.code) if hasattr(kb, "children") and record.system == "ICD10CM" else []
-    if not record.billable and record.seventh and not children:
+    if takes_seventh(kb, record):
         out["seventh"] = dict(record.seventh)
+        return out
+    children = kb.children(record.code) if hasattr(kb, "children") and record.system == "ICD10CM" else []
     out["children"] = [(c.code, c.title, c.billable) for c in children[:25]]
     return out
 
@@ -444,6 +455,10 @@ def decide(
         raise InputError(f"unknown decision {decision!r}")
     _touch(row, actor)
     detail: dict[str, Any] = {"line": row.id}
+    if row.system in DIAGNOSIS_SYSTEMS:
+        repointed = _follow_pointers(session, scope, row, actor)
+        if repointed:
+            detail["pointers"] = repointed
     if reason:
         detail["reason"] = reason
     if row.replaced_by:
@@ -453,6 +468,35 @@ def decide(
     if decision != "pending":
         _feedback(session, scope, actor, request_id, row, decision, reason)
     return row
+
+
+def _follow_pointers(session: Session, scope: Scope, row: ReviewCode, actor: Actor) -> list[str]:
+    """Keep service lines pointing at what a diagnosis line now reports.
+
+    A diagnosis modified to another code moves its pointers to that code; a rejected one is
+    dropped from the pointers (a claim line points only to reported diagnoses).
+
+    Returns:
+        The codes of the service lines whose pointers changed.
+    """
+    now = final_code(row)
+    changed = []
+    for other in lines(session, scope):
+        points = _split(other.pointers)
+        if other.id == row.id or not points:
+            continue
+        updated: list[str] = []
+        for pointer in points:
+            if pointer in (row.code, row.replaced_by) and pointer != (now[1] if now else None):
+                if now is not None and now[1] not in updated:
+                    updated.append(now[1])
+            elif pointer not in updated:
+                updated.append(pointer)
+        if updated != points:
+            other.pointers = ",".join(updated)
+            _touch(other, actor)
+            changed.append(other.code)
+    return changed
 
 
 def add_code(
@@ -671,21 +715,26 @@ def submit(session: Session, scope: Scope, actor: Actor) -> list[tuple[str, str]
     """
     check_may_change(scope, actor)
     rows = lines(session, scope)
+    if scope.audit is None and open_queries(session, scope.encounter):
+        raise ReviewNotReadyError("a physician query is still open: record its answer (or withdraw it) first")
     pending = [r.code for r in rows if r.status == "pending"]
     if pending:
         raise ReviewNotReadyError(f"decide every suggested code first: {', '.join(pending)} still pending")
-    if scope.audit is None and open_queries(session, scope.encounter):
-        raise ReviewNotReadyError("a physician query is still open: record its answer (or withdraw it) first")
     codes = final_codes(rows)
     if not codes:
         raise ReviewNotReadyError("the code set is empty: accept or add at least one code")
     diagnoses = {code for system, code in codes if system in DIAGNOSIS_SYSTEMS}
     for row in rows:
-        if final_code(row) is None:
+        final = final_code(row)
+        if final is None:
             continue
         stale = [p for p in _split(row.pointers) if p not in diagnoses]
         if stale:
             raise ReviewNotReadyError(f"{row.code} points to {', '.join(stale)}, which is no longer in the code set")
+        if final[0] in SERVICE_SYSTEMS and diagnoses and not row.pointers:
+            raise ReviewNotReadyError(
+                f"{final[1]} points to no diagnosis: give it at least one (a claim line needs a diagnosis pointer)"
+            )
     now = utcnow()
     if scope.audit is not None:
         scope.audit.status, scope.audit.submitted_at = "submitted", now

@@ -1,73 +1,95 @@
-"""The note cut into pieces for display: each piece knows the codes whose evidence covers it.
+"""The note as a tree of highlighted spans: each evidence span of a code is one element.
 
-Evidence spans of different codes may coincide or overlap; the note is cut at every span edge,
-and each piece carries the codes (and excluded mentions) that cover it. The template wraps a
-piece in one ``<mark data-testid="evidence" data-code="...">`` per code, nested, so that a span
-of one code is exactly one element and selecting by ``data-code`` finds every span of a code.
+Evidence spans of different codes often nest (the external cause "fall from a ladder" sentence
+holds the injury "right ankle sprain", which holds "ankle"): a span inside another becomes its
+child, so every span stays a single ``<mark data-testid="evidence" data-code="...">`` and
+selecting by ``data-code`` finds exactly a code's spans. Spans that only partly overlap are rare;
+the later one is cut at the edge of the earlier one. Excluded mentions (negated, family...) are
+spans too, marked with their reason.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(slots=True)
-class Piece:
-    """A stretch of the note.
+class Span:
+    """A highlighted stretch of the note.
 
     Attributes:
-        text: the characters.
-        start: offset of the first one.
-        codes: codes whose evidence covers it, in the order of the code list.
-        excluded: reasons of excluded mentions covering it (``negated``, ``family``...).
-        span_ids: the evidence spans covering it (``"<start>-<end>"``), one per code.
+        start: offset of its first character.
+        end: offset after its last character.
+        code: the code it is evidence for, or None for an excluded mention.
+        reason: for an excluded mention, why it was left out.
+        children: what it contains, in order: plain text and nested spans.
     """
 
-    text: str
     start: int
-    codes: list[str] = field(default_factory=list)
-    excluded: list[str] = field(default_factory=list)
-    span_ids: dict[str, str] = field(default_factory=dict)
+    end: int
+    code: str | None = None
+    reason: str | None = None
+    children: list[Span | str] = field(default_factory=list)
+
+    @property
+    def span_id(self) -> str:
+        """``"<start>-<end>"``: the same for every code of one stretch."""
+        return f"{self.start}-{self.end}"
 
 
-def pieces(text: str, evidence: dict[str, list[tuple[int, int]]], excluded: list[dict[str, Any]]) -> list[Piece]:
-    """Cut a note at every evidence and exclusion edge.
+def _nest(text: str, items: list[Span], lo: int, hi: int) -> list[Span | str]:
+    out: list[Span | str] = []
+    pos = lo
+    items = sorted(items, key=lambda s: (s.start, -s.end))
+    while items:
+        first = items.pop(0)
+        if first.start > pos:
+            out.append(text[pos : first.start])
+        inner: list[Span] = []
+        rest: list[Span] = []
+        for item in items:
+            if item.end <= first.end:
+                inner.append(item)
+            elif item.start < first.end:  # a partial overlap: cut at the outer span's edge
+                inner.append(Span(item.start, first.end, item.code, item.reason))
+                rest.append(Span(first.end, item.end, item.code, item.reason))
+            else:
+                rest.append(item)
+        first.children = _nest(text, inner, first.start, first.end)
+        out.append(first)
+        pos = first.end
+        items = sorted(rest, key=lambda s: (s.start, -s.end))
+    if pos < hi:
+        out.append(text[pos:hi])
+    return out
+
+
+def spans_tree(
+    text: str, evidence: dict[str, list[tuple[int, int]]], excluded: list[dict[str, Any]]
+) -> list[Span | str]:
+    """Build the tree of a note's highlighted spans.
 
     Args:
         text: the note.
-        evidence: code -> its evidence spans ``(start, end)``, in the order codes are listed.
+        evidence: code -> its evidence spans ``(start, end)``, in the order codes are listed
+            (an earlier code's span encloses a later code's identical span).
         excluded: excluded mentions (``start``, ``end``, ``reason``).
 
     Returns:
-        Consecutive pieces that together are the whole note.
+        The note's top level: plain text and spans, in order; joined, the texts are the note.
     """
     n = len(text)
-    spans: list[tuple[int, int, str | None, str | None]] = []
-    for code, ranges in evidence.items():
-        for start, end in ranges:
-            if 0 <= start < end <= n:
-                spans.append((start, end, code, None))
+    items: list[Span] = []
     for x in excluded:
         start, end = int(x["start"]), int(x["end"])
         if 0 <= start < end <= n:
-            spans.append((start, end, None, str(x.get("reason", "excluded"))))
-    edges = sorted({0, n, *(s for s, _, _, _ in spans), *(e for _, e, _, _ in spans)})
-    order = {code: i for i, code in enumerate(evidence)}
-    out: list[Piece] = []
-    for left, right in itertools.pairwise(edges):
-        piece = Piece(text[left:right], left)
-        for start, end, covering, reason in spans:
-            if start <= left and right <= end:
-                if covering is not None and covering not in piece.codes:
-                    piece.codes.append(covering)
-                    piece.span_ids[covering] = f"{start}-{end}"
-                elif reason is not None and reason not in piece.excluded:
-                    piece.excluded.append(reason)
-        piece.codes.sort(key=lambda c: order[c])
-        out.append(piece)
-    return out
+            items.append(Span(start, end, reason=str(x.get("reason") or "excluded")))
+    for code, ranges in evidence.items():
+        for start, end in ranges:
+            if 0 <= start < end <= n:
+                items.append(Span(start, end, code=code))
+    return _nest(text, items, 0, n)
 
 
 def evidence_by_code(result: dict[str, Any], codes: list[str]) -> dict[str, list[tuple[int, int]]]:

@@ -61,7 +61,7 @@ from service.review import (
 from service.suggesting import SuggesterLike
 from service.ui.auth import Admin, FormUser, UIUser, User, ui_users
 from service.ui.charts import bars_per_day, hbars
-from service.ui.highlight import evidence_by_code, pieces
+from service.ui.highlight import evidence_by_code, spans_tree
 from service.ui.render import UIRoute, redirect, render
 
 logger = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def _review_page(
     query_flags = [s for s in result.get("suggestions", []) if s["status"] == "query"]
     shown_codes = [r.code for r in rows] + [s["code"] for s in consider] + [s["code"] for s in query_flags]
     evidence = evidence_by_code(result, list(dict.fromkeys(shown_codes)))
-    note = pieces(text, evidence, result.get("excluded", [])) if text is not None else []
+    note = spans_tree(text, evidence, result.get("excluded", [])) if text is not None else []
     sequence: dict[int, int] = {}
     for row in rows:
         if final_code(row) is not None:

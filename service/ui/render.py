@@ -109,6 +109,11 @@ def render(request: Request, template: str, context: dict[str, Any], status_code
     user = getattr(request.state, "ui_user", None)
     values = {"request": request, "user": user, "csrf_token": user.csrf_token if user else "", **context}
     response = HTMLResponse(environment.get_template(template).render(values), status_code=status_code)
+    if request.headers.get("HX-Request") == "true":
+        # htmx would put a form's POST address in the history (reloading it would fail): the
+        # address to keep is the page's own, and a refused form keeps the page it came from.
+        push = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        response.headers["HX-Push-Url"] = push if request.method == "GET" else "false"
     secure(response)
     return response
 
