@@ -423,6 +423,7 @@ def decide(
     """
     check_may_change(scope, actor)
     row = _line(session, scope, line_id)
+    before = final_code(row)
     reason = (reason or "").strip()[:1000] or None
     if decision == "accepted":
         if row.origin == "added":
@@ -456,7 +457,7 @@ def decide(
     _touch(row, actor)
     detail: dict[str, Any] = {"line": row.id}
     if row.system in DIAGNOSIS_SYSTEMS:
-        repointed = _follow_pointers(session, scope, row, actor)
+        repointed = _follow_pointers(session, scope, row, actor, before)
         if repointed:
             detail["pointers"] = repointed
     if reason:
@@ -470,16 +471,26 @@ def decide(
     return row
 
 
-def _follow_pointers(session: Session, scope: Scope, row: ReviewCode, actor: Actor) -> list[str]:
+def _follow_pointers(
+    session: Session, scope: Scope, row: ReviewCode, actor: Actor, before: tuple[str, str] | None
+) -> list[str]:
     """Keep service lines pointing at what a diagnosis line now reports.
 
     A diagnosis modified to another code moves its pointers to that code; a rejected one is
     dropped from the pointers (a claim line points only to reported diagnoses).
 
+    Args:
+        session: an open session.
+        scope: the working set.
+        row: the diagnosis line just decided.
+        actor: who decided.
+        before: what the line reported before the decision.
+
     Returns:
         The codes of the service lines whose pointers changed.
     """
     now = final_code(row)
+    old = {row.code} | ({before[1]} if before else set())
     changed = []
     for other in lines(session, scope):
         points = _split(other.pointers)
@@ -487,7 +498,7 @@ def _follow_pointers(session: Session, scope: Scope, row: ReviewCode, actor: Act
             continue
         updated: list[str] = []
         for pointer in points:
-            if pointer in (row.code, row.replaced_by) and pointer != (now[1] if now else None):
+            if pointer in old and pointer != (now[1] if now else None):
                 if now is not None and now[1] not in updated:
                     updated.append(now[1])
             elif pointer not in updated:
@@ -731,7 +742,7 @@ def submit(session: Session, scope: Scope, actor: Actor) -> list[tuple[str, str]
         stale = [p for p in _split(row.pointers) if p not in diagnoses]
         if stale:
             raise ReviewNotReadyError(f"{row.code} points to {', '.join(stale)}, which is no longer in the code set")
-        if final[0] in SERVICE_SYSTEMS and diagnoses and not row.pointers:
+        if final[0] in SERVICE_SYSTEMS and not row.pointers:
             raise ReviewNotReadyError(
                 f"{final[1]} points to no diagnosis: give it at least one (a claim line needs a diagnosis pointer)"
             )

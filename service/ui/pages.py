@@ -52,7 +52,6 @@ from service.review import (
     decide,
     edit_line,
     events,
-    final_code,
     lines,
     move,
     start_code_set,
@@ -206,8 +205,8 @@ def _review_page(
     evidence = evidence_by_code(result, list(dict.fromkeys(shown_codes)))
     note = spans_tree(text, evidence, result.get("excluded", [])) if text is not None else []
     sequence: dict[int, int] = {}
-    for row in rows:
-        if final_code(row) is not None:
+    for row in rows:  # claim position of every line still in the set (pending ones included)
+        if row.status != "rejected":
             sequence[row.id] = len(sequence) + 1
     rules = []
     for row in rows:

@@ -164,3 +164,53 @@ def test_review_no_note_text_in_logs(workbench: Workbench, coder: TestClient, ca
     coder.get("/ui/codes/lookup", params={"code": "ankle sprain"})
     assert "Zyxquokka" in page
     assert "Zyxquokka" not in caplog.text and "ladder" not in caplog.text and "ankle sprain" not in caplog.text
+
+
+def test_review_spans_nest_so_each_span_is_one_element() -> None:
+    from service.ui.highlight import Span, spans_tree
+
+    text = "Assessment: right ankle sprain after a fall from a ladder. No fever."
+    evidence = {"W11.XXXA": [(0, 57)], "S93.401A": [(12, 30)], "M25.571": [(18, 23), (25, 40)]}
+    tree = spans_tree(text, evidence, [{"start": 59, "end": 67, "reason": "negated"}])
+
+    def flat(nodes: list) -> str:  # type: ignore[type-arg]
+        return "".join(n if isinstance(n, str) else flat(n.children) for n in nodes)
+
+    def spans(nodes: list) -> list[tuple[str | None, str]]:  # type: ignore[type-arg]
+        out = []
+        for n in nodes:
+            if isinstance(n, Span):
+                out.append((n.code or n.reason, flat(n.children)))
+                out.extend(spans(n.children))
+        return out
+
+    assert flat(tree) == text
+    found = spans(tree)
+    assert ("W11.XXXA", text[:57]) in found and ("S93.401A", "right ankle sprain") in found
+    assert found.count(("S93.401A", "right ankle sprain")) == 1  # one element, the others nest inside
+    assert ("M25.571", "ankle") in found and ("negated", "No fever") in found
+    # a span that only partly overlaps another is cut at its edge
+    assert ("M25.571", "prain") in found and ("M25.571", " after a f") in found
+
+
+def test_review_pointers_follow_a_modified_or_rejected_diagnosis(workbench: Workbench, coder: TestClient) -> None:
+    workbench.post_encounter("enc-p")
+    page = coder.get("/ui/encounters/enc-p").text
+    rows = rows_of(page)
+    base = "/ui/encounters/enc-p"
+    for code in ("S93.401A", "E11.9"):
+        page = act(coder, f"{base}/lines/{rows[code][0]}/decision", page, decision="accepted").text
+    page = act(coder, f"{base}/codes", page, code="29540").text
+    line = rows_of(page)["29540"][0]
+    page = act(coder, f"{base}/lines/{line}/edit", page, modifiers="RT", pointers="S93.401A, E11.9").text
+    page = act(
+        coder, f"{base}/lines/{rows['S93.401A'][0]}/decision", page, decision="modified", replacement="S93.401D"
+    ).text
+    assert "Points to: <strong>S93.401D, E11.9</strong>" in page
+    page = act(coder, f"{base}/lines/{rows['E11.9'][0]}/decision", page, decision="rejected", reason="wrong code").text
+    assert "Points to: <strong>S93.401D</strong>" in page
+    page = act(
+        coder, f"{base}/lines/{rows['S93.401A'][0]}/decision", page, decision="rejected", reason="wrong code"
+    ).text
+    refused = act(coder, f"{base}/submit", page)
+    assert refused.status_code == 422 and "points to no diagnosis" in refused.text
