@@ -36,7 +36,7 @@ from service.security import create_key
 from tests.service.conftest import make_keys, make_settings
 from tests.service.ui.conftest import ENCOUNTER_KEY, NOTE
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LAUNCH_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -57,7 +57,7 @@ def _browser_missing() -> str | None:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return "the playwright package is not installed (make install)"
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+    if not Path(CHROMIUM).exists():
         return "Debian's chromium is not installed (apt-get install chromium; .ci/run does it as root)"
     return None
 
