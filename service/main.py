@@ -38,8 +38,8 @@ Suggest ICD-10-CM, CPT and HCPCS codes for clinical notes, with evidence, throug
 
 **Authentication**: send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`
 (`codesuggest keys create --name N --role integration|coder|admin`). Roles: suggestions and code
-lookups for every role; batches and jobs for `integration` and `admin`; feedback for `coder` and
-`admin`.
+lookups for every role; batches, jobs and encounters for review for `integration` and `admin`;
+feedback for `coder` and `admin`. Coders work in the browser at `/ui/` (the coder's workbench).
 
 **Errors** all have the body `{"error": {"type", "message", "request_id", "fields"?}}`.
 Every answer carries the headers `X-Request-ID`, `X-Model-Version` and `X-Code-Set-Versions`.
