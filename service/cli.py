@@ -275,6 +275,7 @@ def _vault_if_needed(db: Any, settings: Any) -> Any:
     """The encounter key when the database holds encounters (a key file is never created here)."""
     from sqlalchemy import func, select
 
+    from service.config import DEFAULT_ENCOUNTER_KEY_FILE
     from service.encounters import load_vault
     from service.errors import ServiceConfigError
     from service.models import Encounter
@@ -283,9 +284,10 @@ def _vault_if_needed(db: Any, settings: Any) -> Any:
         if not session.scalar(select(func.count()).select_from(Encounter)):
             return None
     has_key = settings.encounter_key is not None and settings.encounter_key.get_secret_value().strip()
-    if not has_key and not Path(settings.encounter_key_file).expanduser().exists():
+    key_file = Path(settings.encounter_key_file or DEFAULT_ENCOUNTER_KEY_FILE).expanduser()
+    if not has_key and not key_file.exists():
         raise ServiceConfigError(
-            f"the database holds encounters but the encounter key file {settings.encounter_key_file} does not exist: "
+            f"the database holds encounters but the encounter key file {key_file} does not exist: "
             "set CODESUGGEST_ENCOUNTER_KEY or CODESUGGEST_ENCOUNTER_KEY_FILE to the key they were stored with"
         )
     return load_vault(settings)

@@ -54,7 +54,8 @@ class Settings(BaseSettings):
             interpreter lock; scale with ``workers``).
         encounter_key: the key that seals the workbench's note texts (64 hex digits); when unset,
             ``encounter_key_file`` is read, and created on first use.
-        encounter_key_file: where the encounter key is kept when ``encounter_key`` is unset.
+        encounter_key_file: where the encounter key is kept when ``encounter_key`` is unset
+            (default ``var/encounter.key`` under the working directory, beside the default database).
         encounter_retention_days: days an encounter's note text is kept after it arrives, unless
             the request sets its own ``retention_days``.
         ui_session_hours: how long a workbench sign-in lasts.
@@ -83,9 +84,14 @@ class Settings(BaseSettings):
     warmup: bool = True
     suggest_concurrency: int = Field(1, ge=1)
     encounter_key: SecretStr | None = None
-    encounter_key_file: Path = DEFAULT_ENCOUNTER_KEY_FILE
+    encounter_key_file: Path | None = None
     encounter_retention_days: int = Field(90, ge=1, le=3650)
     ui_session_hours: float = Field(8.0, gt=0, le=24 * 30)
+
+    @field_validator("encounter_key", "encounter_key_file", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -31,7 +31,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.errors import CodesuggestError, InputError
-from service.config import Settings
+from service.config import DEFAULT_ENCOUNTER_KEY_FILE, Settings
 from service.db import Database
 from service.encounter_schemas import EncounterIn
 from service.errors import NotFoundError, ServiceConfigError
@@ -154,7 +154,7 @@ def load_vault(settings: Settings) -> EncounterVault:
     """
     if settings.encounter_key is not None and settings.encounter_key.get_secret_value().strip():
         return EncounterVault(_parse_key(settings.encounter_key.get_secret_value(), "CODESUGGEST_ENCOUNTER_KEY"))
-    path = Path(settings.encounter_key_file).expanduser()
+    path = Path(settings.encounter_key_file or DEFAULT_ENCOUNTER_KEY_FILE).expanduser()
     where = f"the encounter key file {path}"
     try:
         if not path.exists():
