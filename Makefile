@@ -42,10 +42,15 @@ browser:
 		&& apt-get install -y -q chromium >/dev/null 2>&1; }; }; } \
 		|| echo "test: chromium not installed (apt-get install chromium); the browser tests will be skipped"
 
+# Imports flow one way (layers in pyproject.toml [tool.importlinter]) and form no cycle, function-level
+# imports included (../shared/tools/import_cycles.py prints any).
 lint: install
-	$(BIN)/ruff check pipeline service corpora tests
-	$(BIN)/ruff format --check pipeline service corpora tests
-	$(BIN)/mypy pipeline service corpora
+	$(BIN)/ruff check pipeline service corpora benchmarks tests
+	$(BIN)/ruff format --check pipeline service corpora benchmarks tests
+	$(BIN)/mypy pipeline service corpora benchmarks
+	$(BIN)/lint-imports --no-cache
+	@cycles=$$($(BIN)/python ../shared/tools/import_cycles.py pipeline service corpora benchmarks) \
+		|| { echo "$$cycles"; exit 1; }
 
 # Official CDC/CMS/Zenodo downloads into ./data; falls back to ../shared/data where offline.
 data: install
@@ -75,8 +80,8 @@ bench-tools:
 		|| echo "bench: wrk not installed (apt-get install wrk); the service benchmark uses its Python client only"
 
 bench: corpora bench-tools
-	$(BIN)/python -m pipeline.bench --data-dir $(DATA_DIR) --kb $(KB_DIR) --model $(MODEL_DIR) --corpus-dir $(CORPUS_DIR)
-	$(BIN)/python -m service.bench --model $(MODEL_DIR) --corpus $(CORPUS_DIR)/codiesp-dev.jsonl
+	$(BIN)/python -m benchmarks.model --data-dir $(DATA_DIR) --kb $(KB_DIR) --model $(MODEL_DIR) --corpus-dir $(CORPUS_DIR)
+	$(BIN)/python -m benchmarks.serving --model $(MODEL_DIR) --corpus $(CORPUS_DIR)/codiesp-dev.jsonl
 
 serve: install
 	$(CS) serve

@@ -28,7 +28,6 @@ from typing import Any, Protocol
 
 from corpora.format import CorpusCode, CorpusNote, normalize_corpus_code
 from pipeline.errors import ArtefactError, DataFileError, MalformedCodeError
-from pipeline.locations import default_kb_dir
 
 logger = logging.getLogger(__name__)
 
@@ -108,44 +107,6 @@ class KnowledgeBaseChecker:
         if record is None:
             return "unknown"
         return "billable" if record.billable else "nonbillable"
-
-
-def make_checker(kb_dir: Path | None, check: bool = True) -> CodeChecker | None:
-    """Choose how ICD-10-CM codes are checked.
-
-    Args:
-        kb_dir: a knowledge-base artefact folder. When given it must load; when None, the default
-            artefact is used if it exists, else the packaged code list.
-        check: False disables checking (returns None).
-
-    Returns:
-        A checker, or None when checking is off.
-
-    Raises:
-        ArtefactError: ``kb_dir`` was given but cannot be loaded.
-    """
-    if not check:
-        return None
-    explicit = kb_dir is not None
-    folder = Path(kb_dir) if kb_dir is not None else default_kb_dir()
-    if explicit or (folder / "manifest.json").is_file():
-        try:
-            from pipeline.kb.store import KnowledgeBase  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as exc:
-            if explicit:
-                raise ArtefactError(f"cannot load the knowledge base {folder}: {exc}") from exc
-            logger.warning("knowledge base code not available (%s); using the packaged code list", exc)
-            return CodeListChecker()
-        try:
-            kb = KnowledgeBase.load(folder)
-        except ArtefactError:
-            if explicit:
-                raise
-            logger.warning("knowledge base %s unusable; using the packaged code list", folder)
-            return CodeListChecker()
-        return KnowledgeBaseChecker(kb, folder)
-    logger.info("no knowledge base at %s; checking codes against the packaged code list", folder)
-    return CodeListChecker()
 
 
 @dataclass
@@ -275,7 +236,7 @@ def import_codiesp(
 
     Args:
         directory: folder with ``text_files_en/`` and ``<split>D.tsv`` (``<split>P.tsv`` optional).
-        checker: how ICD-10-CM codes are checked (:func:`make_checker`); None skips the check.
+        checker: how ICD-10-CM codes are checked (the CLI chooses one); None skips the check.
         progress: called as ``progress(done, total)`` after each note.
 
     Returns:

@@ -8,176 +8,29 @@ from __future__ import annotations
 
 import functools
 import gc
-import json
 import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
+from spacy.language import Language
 
+from pipeline.encounter.coder import EncounterCoder
 from pipeline.errors import ArtefactError, EmptyNoteError, InputError
-from pipeline.features import CodeInfoCache, Priors, candidate_codes, note_features
 from pipeline.kb.model import SYSTEMS
+from pipeline.kb.store import KnowledgeBase
 from pipeline.locations import default_kb_dir, default_model_dir
-from pipeline.manifest import Manifest, verify_manifest
-from pipeline.training import MODEL_KIND, MODEL_SCHEMA, TrainParams
-
-if TYPE_CHECKING:
-    from spacy.language import Language
-
-    from pipeline.kb.store import KnowledgeBase
-    from pipeline.ranker import CodeRanker, DocumentModel
+from pipeline.manifest import Manifest
+from pipeline.ranking.artefact import TrainParams, load_estimators, read_model_settings
+from pipeline.ranking.estimators import CodeRanker, DocumentModel
+from pipeline.ranking.features import CodeInfoCache, Priors, candidate_codes, note_features
+from pipeline.types import SETTINGS, Patient, SuggestionResult
 
 logger = logging.getLogger(__name__)
-
-Status = Literal["suggested", "consider", "query"]
-Setting = Literal["outpatient", "inpatient"]
-SETTINGS: tuple[str, ...] = ("outpatient", "inpatient")
-
-
-@dataclass(slots=True)
-class Patient:
-    """What the request says about the patient (used by age/sex edits and E/M new vs established).
-
-    Attributes:
-        age: age in years, or None.
-        sex: ``female``, ``male`` or ``unknown``.
-    """
-
-    age: int | None = None
-    sex: str = "unknown"
-
-
-@dataclass(slots=True)
-class Evidence:
-    """A span of the note that supports a code.
-
-    Attributes:
-        start: character offset, 0-based.
-        end: character offset, exclusive.
-        text: ``note[start:end]``.
-        section: the note section the span sits in (``assessment``, ``hpi``...), or None.
-        assertions: ``negated``, ``historical``, ``family``, ``hypothetical``, ``uncertain``.
-    """
-
-    start: int
-    end: int
-    text: str
-    section: str | None
-    assertions: dict[str, bool]
-
-
-@dataclass(slots=True)
-class RuleDecision:
-    """A coding rule applied to a suggestion (id such as ``icd.7th.initial``, and what it did)."""
-
-    id: str
-    message: str
-
-
-@dataclass(slots=True)
-class Suggestion:
-    """One suggested code.
-
-    Attributes:
-        code: canonical code.
-        system: ``ICD10CM``, ``CPT`` or ``HCPCS``.
-        description: the code's title.
-        score: calibrated probability that a coder assigns it.
-        rank: 1-based position in the ranked list.
-        status: ``suggested`` (above the model's threshold), ``consider`` (below it) or
-            ``query`` (needs a physician query before it can be billed).
-        evidence: the spans that support it.
-        rationale: one readable sentence on why.
-        modifiers: CPT/HCPCS modifiers (``RT``, ``25``, ``26``...).
-        rules: coding rules applied to it.
-        query: for ``status == "query"``, the question to ask the physician.
-        pointers: for procedure and supply lines, the ICD-10-CM codes that support them.
-    """
-
-    code: str
-    system: str
-    description: str
-    score: float
-    rank: int
-    status: Status
-    evidence: list[Evidence] = field(default_factory=list)
-    rationale: str = ""
-    modifiers: list[str] = field(default_factory=list)
-    rules: list[RuleDecision] = field(default_factory=list)
-    query: str | None = None
-    pointers: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class ExcludedMention:
-    """A mention left out of coding, and why (``negated``, ``family``, ``hypothetical``...)."""
-
-    text: str
-    start: int
-    end: int
-    reason: str
-    codes: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class CodeSetLine:
-    """One line of the final, ordered encounter code set.
-
-    Attributes:
-        sequence: 1-based order on the claim.
-        code: canonical code.
-        system: its system.
-        description: its title.
-        role: ``principal`` / ``first-listed`` / ``secondary`` / ``external-cause`` for diagnoses,
-            ``procedure`` / ``supply`` / ``em`` for service lines.
-        modifiers: modifiers on a service line.
-        pointers: diagnosis codes a service line points to.
-    """
-
-    sequence: int
-    code: str
-    system: str
-    description: str
-    role: str
-    modifiers: list[str] = field(default_factory=list)
-    pointers: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class SuggestionResult:
-    """Everything :meth:`Suggester.suggest` returns for one note.
-
-    Attributes:
-        suggestions: ranked suggestions.
-        excluded: mentions deliberately not coded.
-        code_set: the final ordered code set for the encounter.
-        model_version: name and version of the model that produced it.
-        code_set_versions: versions of the code sets used.
-        setting: ``outpatient`` or ``inpatient``.
-        elapsed_ms: time spent in :meth:`Suggester.suggest`.
-        note_length: characters in the note.
-        extra: further encounter-level facts (E/M level basis...).
-    """
-
-    suggestions: list[Suggestion]
-    excluded: list[ExcludedMention]
-    code_set: list[CodeSetLine]
-    model_version: str
-    code_set_versions: dict[str, str]
-    setting: str
-    elapsed_ms: float
-    note_length: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-ready form (the CLI's ``--json`` document)."""
-        return asdict(self)
 
 
 class Suggester:
@@ -208,8 +61,6 @@ class Suggester:
         self.params = TrainParams(**settings["params"])
         self.priors = Priors.from_dict(settings["priors"])
         self._info = CodeInfoCache(kb)
-        from pipeline.encounter import EncounterCoder
-
         self.encounter = EncounterCoder(kb)
 
     @property
@@ -237,18 +88,10 @@ class Suggester:
             ArtefactError: a folder is missing, corrupt, built with other library versions, or the
                 model was built against another knowledge base.
         """
-        import joblib
-
-        from pipeline.kb.store import KnowledgeBase
-        from pipeline.nlp import load_pipeline
-
         started = time.perf_counter()
         model_dir = Path(model_dir or default_model_dir())
         kb_dir = Path(kb_dir or default_kb_dir())
-        manifest = verify_manifest(model_dir, kind=MODEL_KIND)
-        settings = json.loads((model_dir / "model.json").read_text("utf-8"))
-        if settings.get("schema") != MODEL_SCHEMA:
-            raise ArtefactError(f"{model_dir}/model.json: unexpected schema {settings.get('schema')!r}")
+        manifest, settings = read_model_settings(model_dir)
         kb = KnowledgeBase.load(kb_dir)
         expected = settings.get("kb", {}).get("code_sets")
         if expected and expected != kb.versions:
@@ -256,12 +99,7 @@ class Suggester:
                 f"{model_dir} was built with code sets {expected}, but {kb_dir} holds {kb.versions}; "
                 "retrain the model (make model) or point --kb at the knowledge base it was built with"
             )
-        try:
-            nlp = load_pipeline(model_dir / "nlp")
-            document_model = joblib.load(model_dir / "document_model.joblib")
-            ranker = joblib.load(model_dir / "ranker.joblib")
-        except (OSError, ValueError, EOFError) as exc:
-            raise ArtefactError(f"{model_dir}: cannot load the model: {exc}") from exc
+        nlp, document_model, ranker = load_estimators(model_dir)
         suggester = cls(model_dir, kb, manifest, settings, nlp, document_model, ranker)
         # The knowledge base and term tables are a few million long-lived objects: moved out of the
         # collector's reach, they stop making every full collection (and so some requests) slow.

@@ -8,6 +8,7 @@ the handlers, keeping ``codesuggest --help`` fast.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import logging.config
 import os
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli import CommandRegistry, print_json
+from pipeline.commands import CommandRegistry, print_json
 
 logger = logging.getLogger(__name__)
 
@@ -401,11 +402,14 @@ def register_feedback(registry: CommandRegistry) -> None:
 
 def _export_feedback(args: argparse.Namespace) -> int:
     from service.config import load_settings
+    from service.encounters import reviewed_notes
     from service.feedback import export_feedback
 
     db = _database(args)
     try:
-        report = export_feedback(db, args.out, vault=_vault_if_needed(db, load_settings()))
+        vault = _vault_if_needed(db, load_settings())
+        reviewed = functools.partial(reviewed_notes, db, vault) if vault is not None else None
+        report = export_feedback(db, args.out, reviewed=reviewed)
     finally:
         db.dispose()
     if args.json:

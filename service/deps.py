@@ -132,3 +132,18 @@ IdempotencyKey = Annotated[
         "CODESUGGEST_IDEMPOTENCY_TTL_SECONDS.",
     ),
 ]
+
+
+# One alias per dependency: routes declare ``info: InfoDep`` rather than repeating ``Depends``.
+InfoDep = Annotated[RequestInfo, Depends(get_info)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SuggesterDep = Annotated[SuggesterLike, Depends(get_suggester)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+JobsDep = Annotated[JobManager, Depends(get_jobs)]
+IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
+# The caller, let through only with a role of ROLE_MATRIX[group] (403 otherwise).
+ReadCaller = Annotated[Principal, Depends(require("read"))]
+SuggestCaller = Annotated[Principal, Depends(require("suggest"))]
+BatchCaller = Annotated[Principal, Depends(require("batch"))]
+JobsCaller = Annotated[Principal, Depends(require("jobs"))]
+FeedbackCaller = Annotated[Principal, Depends(require("feedback"))]

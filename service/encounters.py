@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -35,10 +35,15 @@ from service.config import DEFAULT_ENCOUNTER_KEY_FILE, Settings
 from service.db import Database
 from service.encounter_schemas import EncounterIn
 from service.errors import NotFoundError, ServiceConfigError
+from service.feedback import ExportReport
 from service.models import Encounter, PhysicianQuery, ReviewCode, utcnow
+from service.review import final_codes, start_code_set
 from service.sealing import SealError, derive_key, seal, unseal
 from service.security import Principal
 from service.suggesting import NoteInput, Options, SuggesterLike, suggest_one
+
+if TYPE_CHECKING:
+    from corpora.format import CorpusNote
 
 logger = logging.getLogger(__name__)
 
@@ -352,9 +357,8 @@ def ensure_coded(
             encounter.patient_sex,
         )
     started = time.perf_counter()
-    result = suggest_one(suggester, note, Options(None, None, None), request_id)
+    result = suggest_one(suggester, note, Options(None, None, None), request_id).model_dump(mode="json")
     elapsed = (time.perf_counter() - started) * 1000
-    from service.review import start_code_set
 
     with db.session() as session:
         encounter = get_encounter(session, encounter_id, for_update=True)
@@ -553,3 +557,60 @@ def submitted_code_set(session: Session, encounter: Encounter) -> list[ReviewCod
         .order_by(ReviewCode.position, ReviewCode.id)
     )
     return list(rows)
+
+
+def reviewed_notes(db: Database, vault: EncounterVault, report: ExportReport) -> list[CorpusNote]:
+    """Submitted encounters as training notes: their final code sets (accepted and added codes, and
+    the codes used instead of modified ones, in claim order) are the gold codes.
+
+    Args:
+        db: the service database.
+        vault: opens the note texts.
+        report: the export's report; encounters whose text was purged, or left with no code, are
+            counted in it.
+
+    Returns:
+        The notes, in the order the encounters arrived.
+    """
+    from corpora.format import CorpusCode, CorpusNote
+
+    notes = []
+    with db.session() as session:
+        encounters = list(
+            session.scalars(select(Encounter).where(Encounter.status == "submitted").order_by(Encounter.id))
+        )
+        for encounter in encounters:
+            if encounter.text_sealed is None:
+                report.skipped_no_text += 1
+                report.skipped_ids["no_text"].append(encounter.encounter_id)
+                continue
+            rows = list(
+                session.scalars(
+                    select(ReviewCode)
+                    .where(ReviewCode.encounter_pk == encounter.id, ReviewCode.audit_pk.is_(None))
+                    .order_by(ReviewCode.position, ReviewCode.id)
+                )
+            )
+            codes = final_codes(rows)
+            if not codes:
+                report.skipped_no_codes += 1
+                report.skipped_ids["no_codes"].append(encounter.encounter_id)
+                continue
+            decided = [r for r in rows if r.status != "pending"]
+            users = {r.updated_by for r in decided if r.updated_by} | {encounter.submitted_by or ""}
+            notes.append(
+                CorpusNote(
+                    id=encounter.encounter_id,
+                    text=note_text(vault, encounter),
+                    codes=[CorpusCode(system=s, code=c) for s, c in codes],
+                    setting=encounter.setting,
+                    meta={
+                        "source": "codesuggest-workbench",
+                        "users": sorted(users - {""}),
+                        "decisions": len(decided),
+                        "model_versions": [encounter.model_version] if encounter.model_version else [],
+                        "last_feedback_at": encounter.submitted_at.isoformat() if encounter.submitted_at else None,
+                    },
+                )
+            )
+    return notes

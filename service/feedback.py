@@ -19,7 +19,7 @@ are not replayed a second time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -27,15 +27,16 @@ from typing import TYPE_CHECKING, Any, cast
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
 
+from corpora.format import CorpusCode, CorpusNote, write_corpus
 from pipeline.errors import MalformedCodeError, UnknownCodeError
 from pipeline.kb.model import System, normalize_code
 from service.db import Database
-from service.models import Encounter, FeedbackEntry, FeedbackNote, ReviewCode, utcnow
+from service.models import FeedbackEntry, FeedbackNote, utcnow
 from service.schemas import FeedbackRequest
 from service.security import Principal
 
 if TYPE_CHECKING:
-    from service.encounters import EncounterVault
+    from corpora.format import CorpusNote
 
 logger = logging.getLogger(__name__)
 
@@ -215,24 +216,26 @@ def final_codes(entries: Sequence[FeedbackEntry]) -> list[tuple[str, str]]:
     return [key for key, keep in state.items() if keep]
 
 
-def export_feedback(db: Database, out: Path, vault: EncounterVault | None = None) -> ExportReport:
+def export_feedback(
+    db: Database, out: Path, reviewed: Callable[[ExportReport], list[CorpusNote]] | None = None
+) -> ExportReport:
     """Write the feedback as a corpus file (JSONL, one note a line).
 
     Args:
         db: the service database.
         out: the corpus file to write (atomically; its folder is created).
-        vault: the encounter key, to export the workbench's submitted encounters as well.
+        reviewed: gives the workbench's submitted encounters as corpus notes
+            (:func:`service.encounters.reviewed_notes`, which needs the encounter key), counting
+            the ones it skips in the report; their decisions are not replayed again.
 
     Returns:
         The report (written and skipped notes, and why).
     """
-    from corpora.format import CorpusCode, CorpusNote, write_corpus
-
     report = ExportReport(out=Path(out), skipped_ids={"no_text": [], "no_codes": []})
     notes: list[CorpusNote] = []
-    reviewed = _reviewed_encounters(db, vault, report) if vault is not None else []
-    notes.extend(reviewed)
-    done = {note.id for note in reviewed} | set(report.skipped_ids["no_text"]) | set(report.skipped_ids["no_codes"])
+    encounters = reviewed(report) if reviewed is not None else []
+    notes.extend(encounters)
+    done = {note.id for note in encounters} | set(report.skipped_ids["no_text"]) | set(report.skipped_ids["no_codes"])
     with db.session() as session:
         entries = list(
             session.scalars(
@@ -281,51 +284,3 @@ def export_feedback(db: Database, out: Path, vault: EncounterVault | None = None
         report.skipped_no_codes,
     )
     return report
-
-
-def _reviewed_encounters(db: Database, vault: EncounterVault, report: ExportReport) -> list[Any]:
-    """Submitted encounters of the workbench as corpus notes (their final code sets as gold)."""
-    from corpora.format import CorpusCode, CorpusNote
-    from service.encounters import note_text
-    from service.review import final_codes
-
-    notes = []
-    with db.session() as session:
-        encounters = list(
-            session.scalars(select(Encounter).where(Encounter.status == "submitted").order_by(Encounter.id))
-        )
-        for encounter in encounters:
-            if encounter.text_sealed is None:
-                report.skipped_no_text += 1
-                report.skipped_ids["no_text"].append(encounter.encounter_id)
-                continue
-            rows = list(
-                session.scalars(
-                    select(ReviewCode)
-                    .where(ReviewCode.encounter_pk == encounter.id, ReviewCode.audit_pk.is_(None))
-                    .order_by(ReviewCode.position, ReviewCode.id)
-                )
-            )
-            codes = final_codes(rows)
-            if not codes:
-                report.skipped_no_codes += 1
-                report.skipped_ids["no_codes"].append(encounter.encounter_id)
-                continue
-            decided = [r for r in rows if r.status != "pending"]
-            users = {r.updated_by for r in decided if r.updated_by} | {encounter.submitted_by or ""}
-            notes.append(
-                CorpusNote(
-                    id=encounter.encounter_id,
-                    text=note_text(vault, encounter),
-                    codes=[CorpusCode(system=s, code=c) for s, c in codes],
-                    setting=encounter.setting,
-                    meta={
-                        "source": "codesuggest-workbench",
-                        "users": sorted(users - {""}),
-                        "decisions": len(decided),
-                        "model_versions": [encounter.model_version] if encounter.model_version else [],
-                        "last_feedback_at": encounter.submitted_at.isoformat() if encounter.submitted_at else None,
-                    },
-                )
-            )
-    return notes

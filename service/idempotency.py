@@ -15,11 +15,10 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from fastapi.responses import JSONResponse
+from fastapi import Response
 from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -38,15 +37,20 @@ DONE = "done"
 
 @dataclass(slots=True)
 class Answer:
-    """A route's answer before it is sent: status, JSON body and extra headers."""
+    """A route's answer before it is sent: status, response model and extra headers."""
 
     status_code: int
-    body: dict[str, Any]
+    body: BaseModel
     headers: dict[str, str] | None = None
 
-    def response(self) -> JSONResponse:
-        """Return it as a JSON response."""
-        return JSONResponse(self.body, status_code=self.status_code, headers=self.headers)
+    def apply(self, response: Response) -> None:
+        """Give the route's response this answer's status code and headers (the body is returned).
+
+        Args:
+            response: the response FastAPI hands the route.
+        """
+        response.status_code = self.status_code
+        response.headers.update(self.headers or {})
 
 
 def canonical_body(route: str, body: BaseModel) -> bytes:
@@ -87,7 +91,8 @@ class IdempotencyStore:
         body: BaseModel,
         info: RequestInfo,
         produce: Callable[[], Answer],
-    ) -> JSONResponse:
+        models: Mapping[int, type[BaseModel]],
+    ) -> Answer:
         """Answer a POST, running ``produce`` at most once per idempotency key.
 
         Args:
@@ -97,6 +102,8 @@ class IdempotencyStore:
             body: the validated request body.
             info: the request's log/audit info (marked as a replay when one is served).
             produce: computes the answer.
+            models: the response model of each status code ``produce`` answers with (a stored
+                answer is read back into it).
 
         Returns:
             The fresh or the stored answer.
@@ -106,26 +113,32 @@ class IdempotencyStore:
             IdempotencyInProgressError: the first request with this key is still running (409).
         """
         if idem_key is None:
-            return produce().response()
+            return produce()
         material = canonical_body(route, body)
         body_hash = hashlib.sha256(b"idempotency.match\x00" + material).hexdigest()
         seal_key = derive_key("idempotency.seal", material)
-        replay = self._claim(key_id, idem_key, body_hash, info.request_id, seal_key)
+        replay = self._claim(key_id, idem_key, body_hash, info.request_id, seal_key, models)
         if replay is not None:
             stored, original_request_id = replay
             info.replay = True
             info.request_id = original_request_id  # the middleware echoes it in X-Request-ID
-            return stored.response()
+            return stored
         try:
             answer = produce()
         except BaseException:
             self._release(key_id, idem_key)
             raise
         self._store(key_id, idem_key, answer, seal_key)
-        return answer.response()
+        return answer
 
     def _claim(
-        self, key_id: str, idem_key: str, body_hash: str, request_id: str, seal_key: bytes
+        self,
+        key_id: str,
+        idem_key: str,
+        body_hash: str,
+        request_id: str,
+        seal_key: bytes,
+        models: Mapping[int, type[BaseModel]],
     ) -> tuple[Answer, str] | None:
         now = utcnow()
         with self.db.session() as session:
@@ -159,7 +172,7 @@ class IdempotencyStore:
                 )
             ).one_or_none()
             if record is None:  # released between our insert and this read: run it ourselves
-                return self._claim(key_id, idem_key, body_hash, request_id, seal_key)
+                return self._claim(key_id, idem_key, body_hash, request_id, seal_key, models)
             if record.body_sha256 != body_hash:
                 raise IdempotencyKeyReusedError(
                     "this Idempotency-Key was already used with a different request body; "
@@ -171,16 +184,17 @@ class IdempotencyStore:
                 )
             try:
                 stored = json.loads(unseal(seal_key, record.response))
-            except (SealError, ValueError) as exc:
+                replayed = models[record.status_code].model_validate(stored["body"])
+            except (SealError, ValueError, KeyError) as exc:
                 raise IdempotencyKeyReusedError(
                     "the stored answer for this Idempotency-Key cannot be replayed; use a new key"
                 ) from exc
             logger.info("replaying the answer of request %s", record.request_id)
             headers = {**stored.get("headers", {}), "Idempotent-Replayed": "true"}
-            return Answer(record.status_code, stored["body"], headers), record.request_id
+            return Answer(record.status_code, replayed, headers), record.request_id
 
     def _store(self, key_id: str, idem_key: str, answer: Answer, seal_key: bytes) -> None:
-        document = {"body": answer.body, "headers": answer.headers or {}}
+        document = {"body": answer.body.model_dump(mode="json"), "headers": answer.headers or {}}
         blob = seal(seal_key, json.dumps(document).encode("utf-8"))
         with self.db.session() as session:
             record = session.scalars(

@@ -107,6 +107,11 @@ class JobManager:
         self._thread = threading.Thread(target=self._work, name="codesuggest-jobs", daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread is alive (started and not yet stopped)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the worker after its current chunk; mark this process's unfinished jobs failed.
 
@@ -337,7 +342,7 @@ class JobManager:
                     return  # stop() marks the job as failed
                 notes = job.notes[start : start + self.chunk_size]
                 answers = suggest_many(self.suggester, notes, job.options, job.request_id)
-                payload = json.dumps(answers)
+                payload = json.dumps([a.model_dump(mode="json") for a in answers])
                 with self.db.session() as session:
                     session.add(JobResult(job_id=job.job_id, chunk=chunk, payload=seal(key, payload.encode())))
                     done += len(notes)

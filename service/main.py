@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pipeline import __version__
+from pipeline.suggest import Suggester
 from service.audit import RequestMiddleware
 from service.config import Settings, load_settings
 from service.db import Database
@@ -68,8 +69,6 @@ def load_suggester(settings: Settings) -> SuggesterLike:
     Raises:
         ArtefactError: the model or knowledge base is missing, corrupt or incompatible.
     """
-    from pipeline.suggest import Suggester
-
     suggester: SuggesterLike = Suggester.load(settings.model_dir, settings.kb_dir)
     if settings.warmup:
         warm_up(suggester)

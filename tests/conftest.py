@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
+from spacy.language import Language
 
+from pipeline.kb.build import build_knowledge_base
+from pipeline.kb.store import KnowledgeBase
 from pipeline.locations import default_data_dir
-
-if TYPE_CHECKING:
-    from spacy.language import Language
-
-    from pipeline.kb.store import KnowledgeBase
-    from pipeline.suggest import Suggester
+from pipeline.suggest import Suggester
 
 
 @pytest.fixture(scope="session")
@@ -25,26 +22,20 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def kb_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A knowledge base built from the reference data and saved, once per test session (~10 s)."""
-    from pipeline.kb.store import KnowledgeBase
-
     folder = tmp_path_factory.mktemp("kb")
-    KnowledgeBase.build(data_dir).save(folder)
+    build_knowledge_base(data_dir).save(folder)
     return folder
 
 
 @pytest.fixture(scope="session")
 def kb(kb_dir: Path) -> KnowledgeBase:
     """The session's knowledge base, read back from :func:`kb_dir` (so every test covers load)."""
-    from pipeline.kb.store import KnowledgeBase
-
     return KnowledgeBase.load(kb_dir)
 
 
 @pytest.fixture(scope="session")
 def suggester() -> Suggester:
     """The committed default model with the committed knowledge base, loaded once."""
-    from pipeline.suggest import Suggester
-
     return Suggester.load()
 
 

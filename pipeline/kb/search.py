@@ -18,16 +18,12 @@ import logging
 import re
 import unicodedata
 from array import array
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from pipeline.kb.icd10cm import place_seventh
-from pipeline.kb.model import SYSTEMS, CodeRecord, SearchHit, System
-
-if TYPE_CHECKING:
-    from pipeline.kb.store import KnowledgeBase
+from pipeline.kb.model import SYSTEMS, CodeRecord, IndexEntry, SearchHit, System
+from pipeline.kb.sources.icd10cm import place_seventh
 
 logger = logging.getLogger(__name__)
 
@@ -171,11 +167,19 @@ class SearchIndex:
         self._system_ids = system_ids
 
     @classmethod
-    def build(cls, kb: KnowledgeBase) -> SearchIndex:
-        """Collect and index every searchable string of a knowledge base.
+    def build(
+        cls,
+        codes: Iterable[CodeRecord],
+        index_entries: Iterable[IndexEntry],
+        get_code: Callable[[str, System | None], CodeRecord | None] | None = None,
+    ) -> SearchIndex:
+        """Collect and index every searchable string of the code sets.
 
         Args:
-            kb: the knowledge base.
+            codes: every code record, in tabular order (a 7th-character code right after its
+                parent), as ``KnowledgeBase.iter_codes()`` gives them.
+            index_entries: the Alphabetic Index entries.
+            get_code: finds the record of a typed code (``KnowledgeBase.get``).
 
         Returns:
             The index.
@@ -206,7 +210,7 @@ class SearchIndex:
 
         title, inclusion, synonym = (SOURCES.index(n) for n in ("title", "inclusion", "synonym"))
         meanings: dict[str, frozenset[str]] = {}
-        for rec in kb.iter_codes():
+        for rec in codes:
             if rec.system == "ICD10CM" and rec.billable and rec.seventh is not None:
                 # A 7th-character code (listed right after its parent): offered through the parent.
                 parent = position.get(rec.parent or "")
@@ -222,7 +226,7 @@ class SearchIndex:
                 add(pos, inclusion, term)
             for phrase in rec.synonyms:
                 add(pos, synonym, phrase)
-        for entry in kb.index_entries:
+        for entry in index_entries:
             if entry.code is None or entry.code not in position:
                 continue
             text = " > ".join(entry.path)
@@ -240,7 +244,7 @@ class SearchIndex:
             doc_text,
             postings,
             sevenths,
-            get_code=kb.get,
+            get_code=get_code,
         )
 
     def search(self, text: str, system: System | None = None, limit: int = 20) -> list[SearchHit]:

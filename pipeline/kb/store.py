@@ -3,7 +3,7 @@
 :class:`KnowledgeBase` is the one API the rest of the project uses to look codes up, walk the
 ICD-10-CM hierarchy, complete 7th characters, check Excludes1 pairs and search code text.
 
-It is built once from the reference data (:meth:`KnowledgeBase.build`), saved as a small artefact
+It is built once from the reference data (:func:`pipeline.kb.build.build_knowledge_base`), saved as a small artefact
 folder of gzip'd JSON plus ``manifest.json`` (:meth:`KnowledgeBase.save`, committed as
 ``models/kb``) and loaded from there (:meth:`KnowledgeBase.load`). The artefact stores the parsed
 tabular nodes, not the ~51,000 generated 7th-character codes: those are regenerated at load.
@@ -18,11 +18,11 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.errors import (
     ArtefactError,
@@ -31,16 +31,6 @@ from pipeline.errors import (
     MalformedCodeError,
     UnknownCodeError,
 )
-from pipeline.kb.icd10cm import (
-    Tabular,
-    TabularNode,
-    build_records,
-    find_tabular_file,
-    packaged_tabular_path,
-    place_seventh,
-    read_tabular,
-)
-from pipeline.kb.index import AlphabeticIndex, find_index_files, read_alphabetic_index
 from pipeline.kb.model import (
     SYSTEMS,
     CodeRecord,
@@ -50,10 +40,10 @@ from pipeline.kb.model import (
     System,
     normalize_code,
 )
-from pipeline.manifest import Manifest, sha256_file, verify_manifest, write_manifest
-
-if TYPE_CHECKING:
-    from pipeline.kb.search import SearchIndex
+from pipeline.kb.search import SearchIndex
+from pipeline.kb.sources.icd10cm import Tabular, TabularNode, build_records, place_seventh
+from pipeline.kb.sources.index import AlphabeticIndex
+from pipeline.manifest import Manifest, verify_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -266,116 +256,6 @@ class KnowledgeBase:
         self.search_build_seconds: float | None = None
 
     # -- building, saving, loading ----------------------------------------------------------
-    @classmethod
-    def build(cls, data_dir: Path | None, cpt_file: Path | None = None, progress: bool = False) -> KnowledgeBase:
-        """Build the knowledge base from the reference data.
-
-        Args:
-            data_dir: the reference data folder (``icd10cm/``, ``hcpcs/``). None builds from the
-                tabular XML packaged with ``simple-icd-10-cm`` only (no Alphabetic Index, no
-                HCPCS), with a warning.
-            cpt_file: a licensed CPT file (``code<TAB>descriptor``); None uses the project's
-                starter lexicon. A KB built from a licensed file contains AMA text: do not commit
-                it.
-            progress: show a progress bar.
-
-        Returns:
-            The knowledge base.
-
-        Raises:
-            DataFileError: a source file is missing or malformed.
-        """
-        from pipeline.kb import cpt as cpt_module
-        from pipeline.kb import hcpcs as hcpcs_module
-        from pipeline.kb import modifiers as modifiers_module
-
-        steps: list[tuple[str, Callable[[], None]]] = []
-        state: dict[str, Any] = {"sources": [], "index": None, "hcpcs": [], "hcpcs_modifiers": []}
-        versions: dict[str, str] = {}
-        if data_dir is None:
-            logger.warning("no data dir: building ICD-10-CM from the packaged tabular only (no index, no HCPCS)")
-        else:
-            data_dir = Path(data_dir)
-            if not data_dir.is_dir():
-                raise DataFileError(f"{data_dir}: no such data folder (run `make data` or pass --data-dir)")
-
-        def tabular_step() -> None:
-            found = find_tabular_file(data_dir) if data_dir is not None else None
-            path = found or packaged_tabular_path()
-            state["tabular"] = read_tabular(path)
-            versions["ICD10CM"] = state["tabular"].version
-            state["sources"].append(_source_ref(path, data_dir, "ICD-10-CM tabular"))
-
-        def index_step() -> None:
-            assert data_dir is not None
-            files = find_index_files(data_dir)
-            if "index" not in files:
-                raise DataFileError(f"{data_dir / 'icd10cm'}: no Alphabetic Index (CDC XML or flattened CSV)")
-            state["index"] = read_alphabetic_index(files)
-            years = sorted(set(state["index"].versions.values()))
-            versions["ICD10CM_INDEX"] = "/".join(f"FY{y}" for y in years if y)
-            for source, path in sorted(files.items()):
-                state["sources"].append(_source_ref(path, data_dir, _INDEX_ROLES[source]))
-
-        def hcpcs_step() -> None:
-            assert data_dir is not None
-            path = hcpcs_module.find_hcpcs_file(data_dir)
-            parsed = hcpcs_module.read_hcpcs(path)
-            synonyms = {s.code: s for s in hcpcs_module.load_hcpcs_synonyms()}
-            for rec in parsed.codes:
-                syn = synonyms.get(rec.code)
-                if syn is not None:
-                    rec.synonyms = tuple(dict.fromkeys((*rec.synonyms, *syn.phrases)))
-                    rec.meta = {**rec.meta, "synonym_category": syn.category}
-            state["hcpcs"] = parsed.codes
-            state["hcpcs_modifiers"] = parsed.modifiers
-            versions["HCPCS"] = parsed.version
-            state["sources"].append(_source_ref(path, data_dir, "HCPCS Level II"))
-
-        def cpt_step() -> None:
-            if cpt_file is not None:
-                state["cpt"] = cpt_module.read_cpt_file(Path(cpt_file))
-                versions["CPT"] = f"licensed file {Path(cpt_file).name}"
-                ref = {
-                    "path": Path(cpt_file).name,
-                    "sha256": sha256_file(Path(cpt_file)),
-                    "role": "CPT (licensed)",
-                }
-                state["sources"].append(ref)
-                logger.warning("the KB contains licensed CPT descriptors: do not commit or share it")
-            else:
-                state["cpt"] = cpt_module.load_starter_lexicon()
-                versions["CPT"] = f"starter {cpt_module.STARTER_VERSION}"
-
-        def modifiers_step() -> None:
-            project = modifiers_module.load_modifiers()
-            state["modifiers"] = modifiers_module.merge_modifiers(project, state["hcpcs_modifiers"])
-
-        steps.append(("ICD-10-CM tabular", tabular_step))
-        if data_dir is not None:
-            steps.append(("Alphabetic Index", index_step))
-            steps.append(("HCPCS", hcpcs_step))
-        steps.append(("CPT", cpt_step))
-        steps.append(("modifiers", modifiers_step))
-        bar = _progress_bar(len(steps) + 1, progress)
-        for label, step in steps:
-            bar.set_description(label)
-            step()
-            bar.update(1)
-        bar.set_description("assembling")
-        kb = cls(
-            state["tabular"],
-            state["index"],
-            state["hcpcs"],
-            state["cpt"],
-            state["modifiers"],
-            versions,
-            state["sources"],
-        )
-        bar.update(1)
-        bar.close()
-        return kb
-
     def save(self, folder: Path) -> Manifest:
         """Write the artefact folder: gzip'd JSON files and ``manifest.json``.
 
@@ -855,11 +735,9 @@ class KnowledgeBase:
             Hits, best first.
         """
         if self._search is None:
-            from pipeline.kb.search import SearchIndex
-
             started = time.perf_counter()
             with _gc_paused():
-                self._search = SearchIndex.build(self)
+                self._search = SearchIndex.build(self.iter_codes(), self.index_entries, self.get)
             self.search_build_seconds = time.perf_counter() - started
             logger.info("built the search index in %.2f s", self.search_build_seconds)
         return self._search.search(text, system=system, limit=limit)
@@ -916,12 +794,6 @@ class KnowledgeBase:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-_INDEX_ROLES = {
-    "index": "ICD-10-CM Alphabetic Index",
-    "external": "ICD-10-CM External Cause Index",
-    "neoplasm": "ICD-10-CM Neoplasm Table",
-    "drug": "ICD-10-CM Table of Drugs and Chemicals",
-}
 _SYSTEM_NAMES = {"ICD10CM": "ICD-10-CM", "HCPCS": "HCPCS", "CPT": "CPT"}
 
 
@@ -939,19 +811,6 @@ def _dot(flat: str) -> str:
 
 def _category(code: str) -> str:
     return code.split(".")[0]
-
-
-def _source_ref(path: Path, data_dir: Path | None, role: str) -> dict[str, Any]:
-    """A manifest reference to a source file: path relative to the data folder (or package)."""
-    path = Path(path)
-    rel: str
-    if data_dir is not None and path.resolve().is_relative_to(Path(data_dir).resolve()):
-        rel = path.resolve().relative_to(Path(data_dir).resolve()).as_posix()
-    else:
-        rel = f"simple_icd_10_cm/data/{path.name}"
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            rel += f" (simple-icd-10-cm {metadata.version('simple-icd-10-cm')})"
-    return {"path": rel, "sha256": sha256_file(path), "role": role}
 
 
 def _library_versions() -> dict[str, str]:
@@ -994,22 +853,3 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-class _NoBar:
-    def set_description(self, _: str) -> None:
-        pass
-
-    def update(self, _: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="step", leave=False)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from alembic import context
 
+from service.config import load_settings
+from service.db import make_engine
 from service.models import Base
 
 config = context.config
@@ -44,9 +46,6 @@ def run_migrations_online() -> None:
     if connection is not None:
         _configure_and_run(connection)
         return
-    from service.config import load_settings
-    from service.db import make_engine
-
     url = config.get_main_option("sqlalchemy.url") or load_settings().database_url
     engine = make_engine(url)
     try:

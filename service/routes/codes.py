@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
 from pipeline.errors import InputError
-from service.audit import RequestInfo
-from service.deps import get_info, get_suggester, require
+from service.deps import InfoDep, ReadCaller, SuggesterDep
 from service.schemas import CodeHitOut, CodeOut, CodeSearchResponse, CodeSystem, error_responses
-from service.security import Principal
 from service.suggesting import SuggesterLike
 
 router = APIRouter(prefix="/v1", tags=["codes"])
@@ -32,9 +30,9 @@ def _versions(suggester: SuggesterLike, request_id: str) -> dict[str, Any]:
 )
 def get_code(
     code: Annotated[str, Path(min_length=1, max_length=32, examples=["S93.401A", "99213"])],
-    _: Annotated[Principal, Depends(require("read"))],
-    info: Annotated[RequestInfo, Depends(get_info)],
-    suggester: Annotated[SuggesterLike, Depends(get_suggester)],
+    _: ReadCaller,
+    info: InfoDep,
+    suggester: SuggesterDep,
     system: Annotated[
         CodeSystem | None,
         Query(description="Read the code as this system (S9340: HCPCS, or ICD-10-CM S93.40)."),
@@ -74,9 +72,9 @@ def get_code(
 )
 def search_codes(
     q: Annotated[str, Query(min_length=1, max_length=200, pattern=r"\S", examples=["ankle sprain"])],
-    _: Annotated[Principal, Depends(require("read"))],
-    info: Annotated[RequestInfo, Depends(get_info)],
-    suggester: Annotated[SuggesterLike, Depends(get_suggester)],
+    _: ReadCaller,
+    info: InfoDep,
+    suggester: SuggesterDep,
     system: Annotated[CodeSystem | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> CodeSearchResponse:

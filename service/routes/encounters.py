@@ -5,13 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Request, Response
 
-from service.audit import RequestInfo
 from service.config import Settings
 from service.db import Database
-from service.deps import IdempotencyKey, get_db, get_idempotency, get_info, get_settings, get_suggester, require
+from service.deps import (
+    BatchCaller,
+    DatabaseDep,
+    IdempotencyDep,
+    IdempotencyKey,
+    InfoDep,
+    ReadCaller,
+    SettingsDep,
+    SuggesterDep,
+)
 from service.encounter_schemas import (
     ENCOUNTER_ID_PATTERN,
     EncounterBatchCreated,
@@ -30,7 +37,7 @@ from service.encounters import (
     store_encounters,
     submitted_code_set,
 )
-from service.idempotency import Answer, IdempotencyStore
+from service.idempotency import Answer
 from service.models import Encounter
 from service.schemas import error_responses
 from service.security import Principal
@@ -47,7 +54,7 @@ def _versions(suggester: SuggesterLike, request_id: str) -> dict[str, Any]:
     }
 
 
-def _created(row: Encounter, versions: dict[str, Any]) -> dict[str, Any]:
+def _created(row: Encounter, versions: dict[str, Any]) -> EncounterCreated:
     return EncounterCreated(
         encounter_id=row.encounter_id,
         status="new",
@@ -55,7 +62,7 @@ def _created(row: Encounter, versions: dict[str, Any]) -> dict[str, Any]:
         text_length=row.text_length,
         purge_at=row.purge_at,
         **versions,
-    ).model_dump(mode="json")
+    )
 
 
 def _store(
@@ -81,14 +88,15 @@ def _store(
 def create_encounter(
     body: EncounterIn,
     request: Request,
-    principal: Annotated[Principal, Depends(require("batch"))],
-    info: Annotated[RequestInfo, Depends(get_info)],
-    settings: Annotated[Settings, Depends(get_settings)],
-    suggester: Annotated[SuggesterLike, Depends(get_suggester)],
-    db: Annotated[Database, Depends(get_db)],
-    idempotency: Annotated[IdempotencyStore, Depends(get_idempotency)],
+    response: Response,
+    principal: BatchCaller,
+    info: InfoDep,
+    settings: SettingsDep,
+    suggester: SuggesterDep,
+    db: DatabaseDep,
+    idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> EncounterCreated:
     """The note text is sealed at rest (AES-256-GCM with the deployment's encounter key) and deleted
     after ``retention_days``; the encounter appears on the workbench's worklist at once and is coded
     when a coder first opens it. An id already stored: 409."""
@@ -98,14 +106,18 @@ def create_encounter(
         (row,) = _store(request, [body], principal, settings, db)
         return Answer(201, _created(row, _versions(suggester, info.request_id)))
 
-    return idempotency.run(
+    answer = idempotency.run(
         key_id=principal.key_id,
         idem_key=idempotency_key,
         route="POST /v1/encounters",
         body=body,
         info=info,
         produce=produce,
+        models={201: EncounterCreated},
     )
+    answer.apply(response)
+    assert isinstance(answer.body, EncounterCreated)
+    return answer.body
 
 
 @router.post(
@@ -118,14 +130,15 @@ def create_encounter(
 def create_encounters(
     body: EncounterBatchIn,
     request: Request,
-    principal: Annotated[Principal, Depends(require("batch"))],
-    info: Annotated[RequestInfo, Depends(get_info)],
-    settings: Annotated[Settings, Depends(get_settings)],
-    suggester: Annotated[SuggesterLike, Depends(get_suggester)],
-    db: Annotated[Database, Depends(get_db)],
-    idempotency: Annotated[IdempotencyStore, Depends(get_idempotency)],
+    response: Response,
+    principal: BatchCaller,
+    info: InfoDep,
+    settings: SettingsDep,
+    suggester: SuggesterDep,
+    db: DatabaseDep,
+    idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> EncounterBatchCreated:
     """Every encounter is checked first; one bad or already stored id stores none (the error names them)."""
     info.n_notes, info.text_length = len(body.encounters), sum(len(e.text) for e in body.encounters)
 
@@ -133,16 +146,20 @@ def create_encounters(
         rows = _store(request, body.encounters, principal, settings, db)
         versions = _versions(suggester, info.request_id)
         created = [_created(row, versions) for row in rows]
-        return Answer(201, {**versions, "created": len(created), "encounters": created})
+        return Answer(201, EncounterBatchCreated(created=len(created), encounters=created, **versions))
 
-    return idempotency.run(
+    answer = idempotency.run(
         key_id=principal.key_id,
         idem_key=idempotency_key,
         route="POST /v1/encounters/batch",
         body=body,
         info=info,
         produce=produce,
+        models={201: EncounterBatchCreated},
     )
+    answer.apply(response)
+    assert isinstance(answer.body, EncounterBatchCreated)
+    return answer.body
 
 
 @router.get(
@@ -153,10 +170,10 @@ def create_encounters(
 )
 def read_encounter(
     encounter_id: Annotated[str, Path(min_length=1, max_length=128, pattern=ENCOUNTER_ID_PATTERN)],
-    _: Annotated[Principal, Depends(require("read"))],
-    info: Annotated[RequestInfo, Depends(get_info)],
-    suggester: Annotated[SuggesterLike, Depends(get_suggester)],
-    db: Annotated[Database, Depends(get_db)],
+    _: ReadCaller,
+    info: InfoDep,
+    suggester: SuggesterDep,
+    db: DatabaseDep,
 ) -> EncounterOut:
     """Never the note text. The code set lists the coder's final codes in claim order, with
     modifiers, units and diagnosis pointers."""

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
-
-from service.audit import RequestInfo
-from service.config import Settings
-from service.db import Database
-from service.deps import (
-    IdempotencyKey,
-    get_db,
-    get_idempotency,
-    get_info,
-    get_settings,
-    get_suggester,
-    require,
-)
+from service.deps import DatabaseDep, FeedbackCaller, IdempotencyDep, IdempotencyKey, InfoDep, SettingsDep, SuggesterDep
 from service.feedback import store_feedback
-from service.idempotency import Answer, IdempotencyStore
+from service.idempotency import Answer
 from service.schemas import FeedbackRequest, FeedbackResponse, error_responses
-from service.security import Principal
-from service.suggesting import SuggesterLike, check_length
+from service.suggesting import check_length
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
@@ -37,14 +22,15 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
 )
 def create_feedback(
     body: FeedbackRequest,
-    principal: Annotated[Principal, Depends(require("feedback"))],
-    info: Annotated[RequestInfo, Depends(get_info)],
-    settings: Annotated[Settings, Depends(get_settings)],
-    suggester: Annotated[SuggesterLike, Depends(get_suggester)],
-    db: Annotated[Database, Depends(get_db)],
-    idempotency: Annotated[IdempotencyStore, Depends(get_idempotency)],
+    response: Response,
+    principal: FeedbackCaller,
+    info: InfoDep,
+    settings: SettingsDep,
+    suggester: SuggesterDep,
+    db: DatabaseDep,
+    idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> FeedbackResponse:
     """Codes are checked against the knowledge base; the note text is stored only when the
     deployment enables CODESUGGEST_FEEDBACK_STORE_TEXT."""
     info.note_id, info.n_notes = body.note_id, 1
@@ -62,7 +48,7 @@ def create_feedback(
             store_text=settings.feedback_store_text,
             model_version=suggester.model_version,
         )
-        response = FeedbackResponse(
+        answer = FeedbackResponse(
             note_id=body.note_id,
             stored=stored,
             text_stored=text_stored,
@@ -70,13 +56,17 @@ def create_feedback(
             code_set_versions=dict(suggester.code_set_versions),
             request_id=info.request_id,
         )
-        return Answer(201, response.model_dump(mode="json"))
+        return Answer(201, answer)
 
-    return idempotency.run(
+    answer = idempotency.run(
         key_id=principal.key_id,
         idem_key=idempotency_key,
         route="POST /v1/feedback",
         body=body,
         info=info,
         produce=produce,
+        models={201: FeedbackResponse},
     )
+    answer.apply(response)
+    assert isinstance(answer.body, FeedbackResponse)
+    return answer.body

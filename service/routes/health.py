@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request, Response
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
-
-from service.audit import RequestInfo
-from service.deps import get_info, get_suggester, require
+from service.deps import InfoDep, ReadCaller, SuggesterDep
 from service.schemas import LiveResponse, ModelInfoResponse, ReadyResponse, error_responses
-from service.security import Principal
-from service.suggesting import SuggesterLike
 
 router = APIRouter(tags=["health"])
 
@@ -28,7 +22,7 @@ def live() -> LiveResponse:
     responses={503: {"model": ReadyResponse, "description": "Model or database not ready."}},
     summary="The model is loaded and the database answers",
 )
-def ready(request: Request) -> JSONResponse:
+def ready(request: Request, response: Response) -> ReadyResponse:
     """503 until the model is loaded and while the database does not answer (no key needed)."""
     state = request.app.state
     suggester = getattr(state, "suggester", None)
@@ -42,7 +36,8 @@ def ready(request: Request) -> JSONResponse:
         model_version=suggester.model_version if suggester is not None else None,
         code_set_versions=dict(suggester.code_set_versions) if suggester is not None else {},
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if model_ok and db_ok else 503)
+    response.status_code = 200 if model_ok and db_ok else 503
+    return body
 
 
 @router.get(
@@ -53,9 +48,9 @@ def ready(request: Request) -> JSONResponse:
     summary="The loaded model: version, training data, metrics, code-set versions",
 )
 def model_info(
-    _: Annotated[Principal, Depends(require("read"))],
-    info: Annotated[RequestInfo, Depends(get_info)],
-    suggester: Annotated[SuggesterLike, Depends(get_suggester)],
+    _: ReadCaller,
+    info: InfoDep,
+    suggester: SuggesterDep,
 ) -> ModelInfoResponse:
     """What the loaded model is and how well it did on held-out data."""
     details = dict(suggester.model_info())

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path
 
-from service.audit import RequestInfo
-from service.deps import get_info, get_jobs, get_suggester, require
-from service.jobs import ACTIVE, JobManager
+from service.deps import InfoDep, JobsCaller, JobsDep, SuggesterDep
+from service.jobs import ACTIVE
 from service.models import Job
-from service.schemas import JobStatus, ResultsState, error_responses
-from service.security import Principal
-from service.suggesting import SuggesterLike
+from service.schemas import JobStatus, ResultsState, SuggestionResponse, error_responses
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -38,11 +34,11 @@ def _results_state(row: Job, results: list[dict[str, Any]] | None) -> ResultsSta
 )
 def get_job(
     job_id: Annotated[str, Path(min_length=1, max_length=100)],
-    principal: Annotated[Principal, Depends(require("jobs"))],
-    info: Annotated[RequestInfo, Depends(get_info)],
-    jobs: Annotated[JobManager, Depends(get_jobs)],
-    suggester: Annotated[SuggesterLike, Depends(get_suggester)],
-) -> JSONResponse:
+    principal: JobsCaller,
+    info: InfoDep,
+    jobs: JobsDep,
+    suggester: SuggesterDep,
+) -> JobStatus:
     """Poll until ``status`` is ``succeeded`` or ``failed``; keep the results of that read."""
     row, results = jobs.read(principal, job_id)
     info.n_notes = row.n_notes
@@ -56,12 +52,9 @@ def get_job(
         finished_at=row.finished_at,
         error=row.error,
         results_state=_results_state(row, results),
-        results=None,
+        results=[SuggestionResponse.model_validate(r) for r in results] if results is not None else None,
         model_version=row.model_version,
         code_set_versions=dict(suggester.code_set_versions),
         request_id=info.request_id,
     )
-    body = status.model_dump(mode="json")
-    # The results are already API documents (made by the same schema); no second validation.
-    body["results"] = results
-    return JSONResponse(body)
+    return status

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from service.audit import RequestInfo
-from service.config import Settings
 from service.deps import (
+    BatchCaller,
+    IdempotencyDep,
     IdempotencyKey,
-    get_idempotency,
-    get_info,
-    get_jobs,
-    get_settings,
-    get_suggester,
-    require,
+    InfoDep,
+    JobsDep,
+    SettingsDep,
+    SuggestCaller,
+    SuggesterDep,
 )
-from service.idempotency import Answer, IdempotencyStore
-from service.jobs import JobManager
+from service.idempotency import Answer
 from service.schemas import (
     BatchRequest,
     BatchResponse,
@@ -28,9 +24,7 @@ from service.schemas import (
     SuggestionResponse,
     error_responses,
 )
-from service.security import Principal
 from service.suggesting import (
-    SuggesterLike,
     batch_body,
     batch_notes,
     check_length,
@@ -50,29 +44,33 @@ router = APIRouter(prefix="/v1", tags=["suggestions"])
 )
 def create_suggestions(
     body: SuggestionRequest,
-    principal: Annotated[Principal, Depends(require("suggest"))],
-    info: Annotated[RequestInfo, Depends(get_info)],
-    settings: Annotated[Settings, Depends(get_settings)],
-    suggester: Annotated[SuggesterLike, Depends(get_suggester)],
-    idempotency: Annotated[IdempotencyStore, Depends(get_idempotency)],
+    response: Response,
+    principal: SuggestCaller,
+    info: InfoDep,
+    settings: SettingsDep,
+    suggester: SuggesterDep,
+    idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> SuggestionResponse:
     """Rank ICD-10-CM, CPT and HCPCS codes for a note, with evidence and the encounter code set."""
     info.note_id, info.text_length, info.n_notes = body.note_id, len(body.text), 1
     check_length(body.text, settings.max_text_chars)
 
     def produce() -> Answer:
-        answer = suggest_one(suggester, note_from_request(body), options_from(body), info.request_id)
-        return Answer(200, answer)
+        return Answer(200, suggest_one(suggester, note_from_request(body), options_from(body), info.request_id))
 
-    return idempotency.run(
+    answer = idempotency.run(
         key_id=principal.key_id,
         idem_key=idempotency_key,
         route="POST /v1/suggestions",
         body=body,
         info=info,
         produce=produce,
+        models={200: SuggestionResponse},
     )
+    answer.apply(response)
+    assert isinstance(answer.body, SuggestionResponse)
+    return answer.body
 
 
 @router.post(
@@ -86,14 +84,15 @@ def create_suggestions(
 )
 def create_batch(
     body: BatchRequest,
-    principal: Annotated[Principal, Depends(require("batch"))],
-    info: Annotated[RequestInfo, Depends(get_info)],
-    settings: Annotated[Settings, Depends(get_settings)],
-    suggester: Annotated[SuggesterLike, Depends(get_suggester)],
-    jobs: Annotated[JobManager, Depends(get_jobs)],
-    idempotency: Annotated[IdempotencyStore, Depends(get_idempotency)],
+    response: Response,
+    principal: BatchCaller,
+    info: InfoDep,
+    settings: SettingsDep,
+    suggester: SuggesterDep,
+    jobs: JobsDep,
+    idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> BatchResponse | JSONResponse:
     """Up to the synchronous limit (100) the answers come at once; more notes (up to 10,000) are
     queued as a job: ``202`` with ``status_url`` (also in ``Location``) to poll."""
     info.n_notes, info.text_length = len(body.notes), sum(len(n.text) for n in body.notes)
@@ -103,14 +102,22 @@ def create_batch(
     def produce() -> Answer:
         if len(notes) <= settings.batch_sync_limit:
             return Answer(200, batch_body(suggester, notes, options, info.request_id))
-        accepted = jobs.accept(principal, notes, options, info.request_id)
-        return Answer(202, accepted, headers={"Location": accepted["status_url"]})
+        accepted = JobAccepted.model_validate(jobs.accept(principal, notes, options, info.request_id))
+        return Answer(202, accepted, headers={"Location": accepted.status_url})
 
-    return idempotency.run(
+    answer = idempotency.run(
         key_id=principal.key_id,
         idem_key=idempotency_key,
         route="POST /v1/suggestions/batch",
         body=body,
         info=info,
         produce=produce,
+        models={200: BatchResponse, 202: JobAccepted},
     )
+    if isinstance(answer.body, JobAccepted):
+        # The 202 answer has its own schema (``responses`` above), not the route's response_model:
+        # sent as the validated JobAccepted model, the way FastAPI documents additional responses.
+        return JSONResponse(answer.body.model_dump(mode="json"), status_code=202, headers=answer.headers)
+    answer.apply(response)
+    assert isinstance(answer.body, BatchResponse)
+    return answer.body

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from corpora.codiesp import CodeListChecker, find_tsvs, import_codiesp, make_checker
+from corpora.codiesp import CodeListChecker, find_tsvs, import_codiesp
 from corpora.format import CorpusCode, read_corpus, write_corpus
-from pipeline import cli
+from pipeline.cli import corpus
+from pipeline.cli import main as cli
 from pipeline.errors import ArtefactError, DataFileError
 
 # Undotted code list in tabular order, as the packaged list holds it.
@@ -154,14 +155,14 @@ def test_codiesp_packaged_code_list_is_fy2026() -> None:
 
 def test_codiesp_explicit_kb_that_cannot_load_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ArtefactError):
-        make_checker(tmp_path / "no-kb-here")
-    assert make_checker(tmp_path / "no-kb-here", check=False) is None
+        corpus.make_checker(tmp_path / "no-kb-here")
+    assert corpus.make_checker(tmp_path / "no-kb-here", check=False) is None
 
 
 @pytest.fixture
 def corpus_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the real CLI entry point with only the corpus commands registered."""
-    monkeypatch.setattr(cli, "BUILTIN_COMMAND_MODULES", ("corpora.cli:register",))
+    monkeypatch.setattr(cli, "BUILTIN_COMMANDS", (corpus.register,))
 
 
 @pytest.mark.usefixtures("corpus_cli")

@@ -9,7 +9,8 @@ import pytest
 
 from corpora.csv_import import import_csv, parse_codes_cell
 from corpora.format import CorpusCode, read_corpus, write_corpus
-from pipeline import cli
+from pipeline.cli import corpus
+from pipeline.cli import main as cli
 from pipeline.errors import CorpusFormatError, InputError, MalformedCodeError
 
 
@@ -142,7 +143,7 @@ def test_csv_import_rejects_unknown_default_system(tmp_path: Path) -> None:
 @pytest.fixture
 def corpus_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the real CLI entry point with only the corpus commands registered."""
-    monkeypatch.setattr(cli, "BUILTIN_COMMAND_MODULES", ("corpora.cli:register",))
+    monkeypatch.setattr(cli, "BUILTIN_COMMANDS", (corpus.register,))
 
 
 @pytest.mark.usefixtures("corpus_cli")

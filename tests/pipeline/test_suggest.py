@@ -11,7 +11,9 @@ import pytest
 
 from pipeline.errors import ArtefactError, EmptyNoteError, InputError
 from pipeline.locations import default_kb_dir, default_model_dir
-from pipeline.suggest import Suggester, SuggestionResult, format_result
+from pipeline.manifest import read_manifest, write_manifest
+from pipeline.suggest import Suggester, format_result
+from pipeline.types import SuggestionResult
 
 ANKLE = (
     "CHIEF COMPLAINT: Right ankle injury.\n"
@@ -83,11 +85,14 @@ def test_suggest_rejects_bad_options(suggester: Suggester, kwargs: dict) -> None
         suggester.suggest(ANKLE, **kwargs)
 
 
-def test_suggest_model_info(suggester: Suggester) -> None:
+def test_suggest_model_info_reports_the_manifest_and_settings(suggester: Suggester) -> None:
+    manifest = read_manifest(default_model_dir())
+    settings = json.loads((default_model_dir() / "model.json").read_text("utf-8"))
     info = suggester.model_info()
-    assert info["name"] and info["version"]
-    assert info["metrics"]["dev"]["map"] >= 0.45
-    assert info["training_data"] and all("sha256" in t for t in info["training_data"])
+    assert (info["name"], info["version"]) == (manifest.name, manifest.version)
+    assert info["metrics"] == manifest.metrics and info["training_data"] == manifest.training_data
+    assert info["threshold"] == settings["threshold"] == suggester.threshold
+    assert info["code_set_versions"] == suggester.kb.versions
 
 
 def test_suggest_load_refuses_a_tampered_model(tmp_path: Path) -> None:
@@ -110,8 +115,6 @@ def test_suggest_load_refuses_another_knowledge_base(tmp_path: Path) -> None:
     settings = json.loads((copy / "model.json").read_text("utf-8"))
     settings["kb"]["code_sets"] = {"ICD10CM": "FY1999"}
     (copy / "model.json").write_text(json.dumps(settings), "utf-8")
-    from pipeline.manifest import read_manifest, write_manifest
-
     write_manifest(copy, read_manifest(copy))
     with pytest.raises(ArtefactError, match="FY1999"):
         Suggester.load(copy, default_kb_dir())

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from pipeline.errors import EmptyNoteError, UnknownCodeError
 from pipeline.kb.model import CodeRecord, SearchHit, normalize_code
-from pipeline.suggest import (
+from pipeline.types import (
     CodeSetLine,
     Evidence,
     ExcludedMention,

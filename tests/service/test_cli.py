@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from service.db import Database, head_revision
 from service.security import authenticate
 from tests.service.conftest import Service

@@ -46,7 +46,7 @@ def test_e2e_suggestions_match_the_suggest_path(real_service: Service) -> None:
     # The same suggest call the CLI makes gives the same ranked codes and scores.
     from datetime import date
 
-    from pipeline.suggest import Patient
+    from pipeline.types import Patient
 
     direct = suggester.suggest(
         text,

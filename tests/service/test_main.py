@@ -139,7 +139,7 @@ def test_main_openapi_documents_examples_errors_and_keys(service: Service) -> No
 def test_main_shutdown_stops_the_background_threads(service_factory: Any) -> None:
     svc = service_factory()
     jobs = svc.client.app.state.jobs  # type: ignore[attr-defined]
-    assert jobs._thread.is_alive()
+    assert jobs.running
     svc.stop()
-    assert not jobs._thread.is_alive()
+    assert not jobs.running
     assert svc.client.app.state.suggester is None  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import NoteTooLongError
-from pipeline.suggest import Evidence, RuleDecision, Suggestion, SuggestionResult
+from pipeline.types import Evidence, RuleDecision, Suggestion, SuggestionResult
 from service.schemas import SuggestionResponse
 from service.suggesting import BoundedSuggester, NoteInput, Options, check_length, suggest_many, to_body
 from tests.service.conftest import FakeSuggester
@@ -43,10 +44,8 @@ def _result(extra: dict[str, Any]) -> SuggestionResult:
 def test_suggesting_body_conforms_to_the_schema_and_is_plain_json() -> None:
     extra = {"em": _Basis(3, ("mdm", "time")), "when": dt.date(2026, 11, 2), "n": np.int64(2), "tags": {"a"}}
     body = to_body(_result(extra), "enc-1", "rid")
-    SuggestionResponse.model_validate(body)
-    import json
-
-    document = json.loads(json.dumps(body))
+    assert isinstance(body, SuggestionResponse)
+    document = json.loads(body.model_dump_json())
     assert document["suggestions"][0]["score"] == 0.5
     assert document["suggestions"][0]["query"] == "Which ankle?"
     assert document["encounter"] == {
@@ -77,8 +76,8 @@ def test_suggesting_many_groups_by_arguments_and_keeps_order() -> None:
         NoteInput("diabetes d", "d", "outpatient", None, 40, "male"),
     ]
     bodies = suggest_many(fake, notes, Options(("ICD10CM",), 5, None), "rid")
-    assert [b["note_id"] for b in bodies] == ["a", "b", "c", "d"]
-    assert [b["setting"] for b in bodies] == ["outpatient", "inpatient", "outpatient", "outpatient"]
+    assert [b.note_id for b in bodies] == ["a", "b", "c", "d"]
+    assert [b.setting for b in bodies] == ["outpatient", "inpatient", "outpatient", "outpatient"]
     assert fake.batch_calls == 1  # a and c together; b and d alone
     assert fake.calls[-1]["patient"].age == 40
     assert all(call["code_systems"] == ["ICD10CM"] and call["top_k"] == 5 for call in fake.calls)

@@ -52,10 +52,50 @@ def test_set_nodelay_turns_nagle_off(accepted: socket.socket) -> None:
     assert nodelay(accepted) == 1
 
 
-def test_set_nodelay_leaves_other_sockets_alone() -> None:
-    left, right = socket.socketpair(socket.AF_UNIX)
-    with left, right:
-        set_nodelay(Transport(left))  # no TCP option on a Unix socket: nothing to set, no error
+class _Recorder:
+    """A socket stand-in that records the options set on it."""
+
+    def __init__(self, family: socket.AddressFamily, kind: socket.SocketKind) -> None:
+        self.family, self.type = family, kind
+        self.options: list[tuple[int, int, int]] = []
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.options.append((level, option, value))
+
+
+class _Extra(asyncio.BaseTransport):
+    """A transport that hands out one socket (or none)."""
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__()
+        self.sock = sock
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.sock if name == "socket" else default
+
+
+@pytest.mark.parametrize(
+    ("family", "kind", "expected"),
+    [
+        (socket.AF_INET, socket.SOCK_STREAM, [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]),
+        (socket.AF_INET6, socket.SOCK_STREAM, [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]),
+        (socket.AF_UNIX, socket.SOCK_STREAM, []),
+        (socket.AF_INET, socket.SOCK_DGRAM, []),
+    ],
+    ids=["tcp", "tcp6", "unix", "udp"],
+)
+def test_set_nodelay_sets_the_option_on_tcp_sockets_only(
+    family: socket.AddressFamily, kind: socket.SocketKind, expected: list[tuple[int, int, int]]
+) -> None:
+    sock = _Recorder(family, kind)
+    set_nodelay(_Extra(sock))
+    assert sock.options == expected
+
+
+def test_set_nodelay_without_a_socket_does_nothing() -> None:
+    transport = _Extra(None)
+    set_nodelay(transport)
+    assert transport.get_extra_info("socket") is None
 
 
 def test_protocol_sets_nodelay_when_a_connection_opens(accepted: socket.socket) -> None:

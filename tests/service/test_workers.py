@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from service.bench import worker_pids
+from benchmarks.serving import worker_pids
 from service.workers import check_port_free, listening_socket, serve_workers
 from tests.service.test_uvicorn import environment, free_port
 

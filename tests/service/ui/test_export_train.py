@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from corpora.format import read_corpus
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.locations import default_model_dir
 from tests.service.conftest import FakeSuggester, Service
 from tests.service.ui.conftest import ENCOUNTER_KEY, csrf_of, sign_in

@@ -6,6 +6,7 @@ starts a local server and sets it); skipped otherwise. The schema starts empty.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from corpora.format import read_corpus
 from service.coding_audit import agreement
 from service.db import Database
-from service.encounters import EncounterVault
+from service.encounters import EncounterVault, reviewed_notes
 from service.feedback import export_feedback
 from service.models import Encounter, FeedbackEntry
 from tests.service.conftest import FakeSuggester, Service
@@ -75,7 +76,8 @@ def test_postgres_workbench_review_queries_audit_and_export(pg_workbench: Servic
     code_and_submit(admin, f"/ui/audits/{link}")
     with svc.db.session() as session:
         assert agreement(session).encounters == 1
-    report = export_feedback(svc.db, tmp_path / "out.jsonl", vault=EncounterVault(bytes.fromhex(ENCOUNTER_KEY)))
+    vault = EncounterVault(bytes.fromhex(ENCOUNTER_KEY))
+    report = export_feedback(svc.db, tmp_path / "out.jsonl", reviewed=functools.partial(reviewed_notes, svc.db, vault))
     assert report.written == 2
     assert {n.id: [c.code for c in n.codes] for n in read_corpus(tmp_path / "out.jsonl")} == {
         "pg-0": ["S93.401A", "E11.9"],

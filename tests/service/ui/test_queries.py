@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from pipeline.errors import InputError
-from pipeline.suggest import Evidence, RuleDecision, Suggestion
+from pipeline.types import Evidence, RuleDecision, Suggestion
 from service.models import Encounter, PhysicianQuery
 from service.queries import Draft, check_wording, compose, draft_from_suggestion, load_templates
 from tests.service.ui.conftest import Workbench, WorkbenchKB, csrf_of

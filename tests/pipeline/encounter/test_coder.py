@@ -1,0 +1,106 @@
+"""The encounter coder as a whole: outcome shape, statuses, rule files from a folder, cost."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from corpora.format import read_corpus
+from pipeline.encounter.coder import EncounterCoder
+from pipeline.errors import RuleFileError
+
+if TYPE_CHECKING:
+    from pipeline.suggest import Suggester
+
+ANKLE = (
+    "OFFICE VISIT - ESTABLISHED PATIENT\n"
+    "HPI: She slipped on a wet floor and fell this morning, twisting the right ankle. No numbness.\n"
+    "IMAGING: X-ray of the right ankle, three views, taken and read by me today: no fracture.\n"
+    "ASSESSMENT/PLAN:\n1. Sprain of the right ankle, initial encounter. Fitted with an off-the-shelf stirrup "
+    "ankle brace with rigid shells, right ankle. Ibuprofen over the counter.\n"
+)
+HEMORRHOIDS = "OFFICE VISIT\nAssessment: Rectal bleeding, likely from internal hemorrhoids.\n"
+SYNTHETIC = Path(__file__).resolve().parents[3] / "corpora" / "synthetic" / "encounters.jsonl"
+
+
+def test_encounter_outcome_statuses_and_code_set(suggester: Suggester) -> None:
+    result = suggester.suggest(ANKLE)
+    assert [(ln.code, ln.role, ln.modifiers) for ln in result.code_set] == [
+        ("S93.401A", "first-listed", []),
+        ("W01.0XXA", "external-cause", []),
+        ("99213", "em", ["25"]),
+        ("73610", "procedure", ["RT"]),
+        ("L4350", "supply", ["RT"]),
+    ]
+    suggested = {(s.system, s.code) for s in result.suggestions if s.status == "suggested"}
+    claim = {(ln.system, ln.code) for ln in result.code_set}
+    assert claim <= suggested
+    # Outside the claim, "suggested" means the model's calibrated score reached its threshold.
+    assert all(s.score >= suggester.threshold for s in result.suggestions if (s.system, s.code) in suggested - claim)
+    assert all(s.status in ("suggested", "consider", "query") for s in result.suggestions)
+    assert [s.rank for s in result.suggestions] == list(range(1, len(result.suggestions) + 1))
+    assert {"negated"} <= {x.reason for x in result.excluded}
+    em = result.extra["em"]
+    assert em["basis"] == "mdm" and em["mdm"] == "low"
+    document = json.loads(json.dumps(result.to_dict()))
+    sprain = next(s for s in document["suggestions"] if s["code"] == "S93.401A")
+    assert {r["id"] for r in sprain["rules"]} >= {"icd.7th", "icd.laterality"}
+
+
+def test_encounter_codes_proposed_only_by_the_model_never_reach_the_claim(suggester: Suggester) -> None:
+    doc = suggester.nlp("OFFICE VISIT\nAssessment: Essential hypertension.\n")
+    ranked = [("E78.5", 0.99), ("I10", 0.4), ("R51.9", 0.2)]
+    outcome = suggester.encounter.code(doc, ranked, threshold=0.5, setting="outpatient")
+    by_code = {s.code: s for s in outcome.suggestions}
+    assert by_code["I10"].status == "suggested"  # documented: in the claim whatever its score
+    assert by_code["E78.5"].status == "suggested"  # above the model's threshold, but undocumented
+    assert by_code["R51.9"].status == "consider"
+    claim = {ln.code for ln in outcome.code_set}
+    assert "I10" in claim and "E78.5" not in claim and "R51.9" not in claim
+    assert [s.code for s in outcome.suggestions if s.system == "ICD10CM"][:2] == ["E78.5", "I10"]
+
+
+def test_encounter_header_code_becomes_a_query(suggester: Suggester) -> None:
+    doc = suggester.nlp("OFFICE VISIT\nAssessment: Essential hypertension.\n")
+    outcome = suggester.encounter.code(doc, [("S93.40", 0.9)], threshold=0.5, setting="outpatient")
+    query = next(s for s in outcome.suggestions if s.code == "S93.40")
+    assert query.status == "query" and "S93.401" in (query.query or "")
+    assert query.rules[0].id == "icd.billable"
+
+
+def test_encounter_rules_come_from_a_folder(suggester: Suggester, tmp_path: Path) -> None:
+    default = suggester.encounter
+    assert not [c for c in (ln.code for ln in suggester.suggest(HEMORRHOIDS).code_set) if c.startswith("K64")]
+    data = json.loads(resources.files("pipeline.resources").joinpath("encounter_reading.json").read_text("utf-8"))
+    for cue in data["assertion_cues"]:
+        cue["phrases"] = [p for p in cue["phrases"] if "likely" not in p]
+    (tmp_path / "encounter_reading.json").write_text(json.dumps(data), "utf-8")
+    coder = EncounterCoder(suggester.kb, rules_dir=tmp_path)
+    outcome = coder.code(suggester.nlp(HEMORRHOIDS), [], threshold=0.5, setting="outpatient")
+    assert [c for c in (ln.code for ln in outcome.code_set) if c.startswith("K64")]
+    assert default.reading is not coder.reading
+
+
+def test_encounter_rejects_a_broken_rule_folder(suggester: Suggester, tmp_path: Path) -> None:
+    (tmp_path / "encounter_em.json").write_text('{"schema": "codesuggest.encounter-em/1"}', "utf-8")
+    with pytest.raises(RuleFileError, match=r"encounter_em\.json"):
+        EncounterCoder(suggester.kb, rules_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_encounter_step_is_cheap(suggester: Suggester) -> None:
+    notes = read_corpus(SYNTHETIC)[:20]
+    docs = list(suggester.nlp.pipe([n.text for n in notes]))
+    times = []
+    for note, doc in zip(notes, docs, strict=True):
+        started = time.perf_counter()
+        suggester.encounter.code(doc, [], threshold=0.5, setting=note.setting or "outpatient")
+        times.append(time.perf_counter() - started)
+    # The budget is 5 ms a note on an idle machine; allow for a shared, busy one.
+    assert statistics.median(times) < 0.025
