@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.locations import default_kb_dir, default_model_dir
@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "CODESUGGEST_"
 DEFAULT_DATABASE_URL = "sqlite:///var/codesuggest.sqlite3"
+DEFAULT_ENCOUNTER_KEY_FILE = Path("var/encounter.key")
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # Asymmetric JWS algorithms a CDS client may sign with (the CDS Hooks spec forbids none and HMAC).
 CdsAlgorithm = Literal["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
@@ -90,6 +91,13 @@ class Settings(BaseSettings):
             (an unknown ``kid`` reads it again at once, at most once a minute).
         cds_card_ttl_seconds: how long the service remembers the cards it sent, so that feedback
             on them can be recorded.
+        encounter_key: the key that seals the workbench's note texts (64 hex digits); when unset,
+            ``encounter_key_file`` is read, and created on first use.
+        encounter_key_file: where the encounter key is kept when ``encounter_key`` is unset
+            (default ``var/encounter.key`` under the working directory, beside the default database).
+        encounter_retention_days: days an encounter's note text is kept after it arrives, unless
+            the request sets its own ``retention_days``.
+        ui_session_hours: how long a workbench sign-in lasts.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -121,10 +129,14 @@ class Settings(BaseSettings):
     cds_jwt_leeway_seconds: int = Field(30, ge=0, le=600)
     cds_jwks_cache_seconds: int = Field(3600, ge=0)
     cds_card_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+    encounter_key: SecretStr | None = None
+    encounter_key_file: Path | None = None
+    encounter_retention_days: int = Field(90, ge=1, le=3650)
+    ui_session_hours: float = Field(8.0, gt=0, le=24 * 30)
 
-    @field_validator("public_base_url", mode="before")
+    @field_validator("encounter_key", "encounter_key_file", "public_base_url", mode="before")
     @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
+    def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import select
 
 from pipeline.errors import InputError
 from pipeline.types import Patient
@@ -23,9 +24,12 @@ from service.cds.cards import build_cards
 from service.cds.services import SERVICES, CdsService, FeedbackRequest, HookRequest, read_hook_note
 from service.cds.store import CardContext, CdsState, record_feedback
 from service.config import Settings
+from service.db import Database
 from service.deps import get_info, get_settings, get_suggester
+from service.encounters import review_url
 from service.errors import NotFoundError
 from service.jwt_auth import CdsClient
+from service.models import Encounter
 from service.schemas import error_responses
 from service.security import INSECURE_DEV_KEY_ID
 from service.suggesting import SuggesterLike
@@ -34,18 +38,26 @@ router = APIRouter(prefix="/cds-services", tags=["cds-hooks"])
 
 
 def workbench_url(request: Request, settings: Settings, encounter_id: str) -> str | None:
-    """The workbench review screen of an encounter, when this deployment has a workbench.
+    """The workbench review screen of an encounter, when the workbench holds that encounter.
+
+    The EHR puts an encounter on the workbench with ``POST /v1/encounters`` (same encounter id);
+    one it never sent there has no review screen, and a link to it would only give a 404.
 
     Args:
-        request: the request (its app says whether the workbench is there).
+        request: the request (its app holds the database).
         settings: deployment settings (``public_base_url``).
         encounter_id: the EHR's encounter id.
 
     Returns:
         The absolute URL, or None (the cards then carry no link).
     """
-    available = bool(getattr(request.app.state, "workbench_available", False))  # the workbench's flag
-    return f"{_base_url(request, settings)}/ui/encounters/{quote(encounter_id, safe='')}" if available else None
+    available = _on_workbench(request.app.state.db, encounter_id)  # the one decision: link or not
+    return f"{_base_url(request, settings)}{review_url(quote(encounter_id, safe=''))}" if available else None
+
+
+def _on_workbench(db: Database, encounter_id: str) -> bool:
+    with db.session() as session:
+        return session.scalar(select(Encounter.id).where(Encounter.encounter_id == encounter_id)) is not None
 
 
 def _base_url(request: Request, settings: Settings) -> str:

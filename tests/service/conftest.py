@@ -193,20 +193,6 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def head_revision() -> str:
-    """The newest revision of the service's migrations (what ``upgrade()`` brings a database to)."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    from service.db import MIGRATIONS_DIR
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(config).get_current_head()
-    assert head is not None
-    return head
-
-
 def make_keys(database_url: str) -> dict[str, str]:
     """Create one key per role; returns role -> token."""
     db = Database(database_url)

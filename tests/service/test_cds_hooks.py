@@ -119,7 +119,7 @@ def test_cds_discharge_call_gives_a_code_set_card_whose_suggestions_create_condi
     assert card["indicator"] == "info" and len(card["summary"]) < 140 and card["source"]["label"] == "codesuggest"
     assert "| 1 | S93.401A |" in card["detail"] and "inpatient, from Encounter.class IMP" in card["detail"]
     assert card["selectionBehavior"] == "any" and all(r["display"] for r in card["overrideReasons"])
-    assert "links" not in card  # no workbench in this app
+    assert "links" not in card  # the workbench does not hold this encounter
     codes = []
     for suggestion in card["suggestions"]:
         (action,) = suggestion["actions"]
@@ -147,8 +147,14 @@ def test_cds_coding_review_defaults_to_outpatient_without_an_encounter(cds: Serv
     assert cds.suggester.calls[-1]["setting"] == "inpatient"  # encounter-discharge: typically inpatient
 
 
-def test_cds_card_links_to_the_workbench_only_when_the_app_has_one(cds: Service, ehr: EhrKeys) -> None:
-    cds.client.app.state.workbench_available = True  # type: ignore[attr-defined]
+def test_cds_card_links_to_the_workbench_only_for_an_encounter_it_holds(cds: Service, ehr: EhrKeys) -> None:
+    assert "links" not in call(cds, ehr, hook_call()).json()["cards"][0]
+    stored = cds.client.post(
+        "/v1/encounters",
+        json={"encounter_id": "89284", "text": NOTE, "setting": "inpatient"},
+        headers=cds.headers("integration"),
+    )
+    assert stored.status_code == 201, stored.text
     card = call(cds, ehr, hook_call()).json()["cards"][0]
     assert card["links"] == [
         {
@@ -157,6 +163,7 @@ def test_cds_card_links_to_the_workbench_only_when_the_app_has_one(cds: Service,
             "type": "absolute",
         }
     ]
+    assert cds.client.get("/ui/encounters/89284").status_code != 404
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from pipeline.cli.main import main
-from service.db import Database
+from service.db import Database, head_revision
 from service.security import authenticate
-from tests.service.conftest import Service, head_revision
+from tests.service.conftest import Service
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from service.db import Database
+from service.db import Database, head_revision
 from service.errors import ServiceConfigError
 from service.models import ApiKey, Base
-from tests.service.conftest import head_revision
 
 TABLES = {
     "api_keys",
@@ -23,6 +22,12 @@ TABLES = {
     "idempotency_records",
     "jobs",
     "job_results",
+    "encounters",
+    "review_codes",
+    "review_events",
+    "physician_queries",
+    "audit_reviews",
+    "ui_sessions",
     "cds_token_ids",
     "cds_cards",
 }

@@ -9,8 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipeline.errors import ArtefactError
+from service.db import head_revision
 from service.main import create_app
-from tests.service.conftest import Service, head_revision, make_settings
+from tests.service.conftest import Service, make_settings
 
 
 def test_main_startup_fails_without_a_model(tmp_path: Path) -> None:

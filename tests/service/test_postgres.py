@@ -19,10 +19,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
 from corpora.format import read_corpus
-from service.db import Database
+from service.db import Database, head_revision
 from service.feedback import export_feedback
 from service.models import ApiKey, AuditEntry, Base, FeedbackEntry
-from tests.service.conftest import Service, head_revision
+from tests.service.conftest import Service
 from tests.service.test_db import TABLES
 from tests.service.test_jobs import submit, wait_done
 

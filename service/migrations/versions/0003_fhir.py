@@ -1,7 +1,7 @@
 """CDS Hooks: JWT ids already accepted (replay protection) and the cards sent (for feedback).
 
-Revision ID: 0002_fhir
-Revises: 0001
+Revision ID: 0003_fhir
+Revises: 0002_workbench
 Create Date: 2026-12-02
 
 Both tables hold ids, codes and expiry times only, never note text; rows are deleted once they
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_fhir"
-down_revision: str | None = "0001"
+revision: str = "0003_fhir"
+down_revision: str | None = "0002_workbench"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
