@@ -178,20 +178,36 @@ def rule_error(exc: ValidationError, text: str, source: str) -> RuleFileError:
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "literal_error" and loc and loc[-1] == "schema":
         message = f"expected schema {message.removeprefix('Input should be ')}, found {first['input']!r}"
+    elif first["type"] == "literal_error":
+        name = next((str(part) for part in reversed(loc) if isinstance(part, str)), "value")
+        allowed = message.removeprefix("Input should be ").replace("'", "")
+        message = f"unknown {name} {first['input']!r} (allowed: {allowed})"
     elif first["type"] == "missing":
         message = f"missing key {loc[-1]!r}"
         loc = loc[:-1]
     elif first["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}"
+        loc = loc[:-1]
+    return entry_error(text, source, loc, message + more)
+
+
+def entry_error(text: str, source: str, loc: Sequence[str | int], message: str) -> RuleFileError:
+    """An error about one entry found after validation (a duplicate across entries...).
+
+    Args:
+        text: the file's JSON text.
+        source: the file's name in messages.
+        loc: the entry's path (``("section_rules", 12)``).
+        message: what is wrong.
+
+    Returns:
+        The error, naming the file, the entry's line and the entry.
+    """
     lines = value_lines(text)
-    line = None
-    for n in range(len(loc), -1, -1):
-        line = lines.get(loc[:n])
-        if line is not None:
-            break
-    place = format_place(loc)
+    line = next((lines[tuple(loc[:n])] for n in range(len(loc), -1, -1) if tuple(loc[:n]) in lines), None)
     where = f"{source}: line {line}" if line is not None else source
-    return RuleFileError(f"{where}: {place + ': ' if place else ''}{message}{more}")
+    place = format_place(loc)
+    return RuleFileError(f"{where}: {place + ': ' if place else ''}{message}")
 
 
 def format_place(loc: Sequence[str | int]) -> str:
