@@ -175,11 +175,13 @@ def rule_error(exc: ValidationError, text: str, source: str) -> RuleFileError:
     if first["type"] == "json_invalid":
         return RuleFileError(f"{source}: line {_json_error_line(text)}: not valid JSON: {first['msg']}")
     loc = tuple(first["loc"])
+    if loc and loc[-1] == "[key]":  # a dict's key was refused: name the key's place
+        loc = loc[:-1]
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "literal_error" and loc and loc[-1] == "schema":
         message = f"expected schema {message.removeprefix('Input should be ')}, found {first['input']!r}"
     elif first["type"] == "literal_error":
-        name = next((str(part) for part in reversed(loc) if isinstance(part, str)), "value")
+        name = "key" if first["loc"][-1] == "[key]" else next((p for p in reversed(loc) if isinstance(p, str)), "value")
         allowed = message.removeprefix("Input should be ").replace("'", "")
         message = f"unknown {name} {first['input']!r} (allowed: {allowed})"
     elif first["type"] == "missing":
