@@ -30,6 +30,7 @@ from pipeline.encounter.lines import ServiceLine
 from pipeline.encounter.reading import Assertions, NoteView
 from pipeline.encounter.rule_data import CodeSet, IcdCodes, LabeledPhrases, Phrases, ServiceRanges, in_ranges
 from pipeline.kb.store import KnowledgeBase
+from pipeline.nlp.components.attribute_rules import ATTRIBUTE_RULES_FILE, AttributeRules, load_attribute_rules
 from pipeline.rulefile import PhraseList, RegexList, RuleFile, RuleModel, Text, load_rules, read_rule_text, schema_field
 from pipeline.types import Patient
 
@@ -88,8 +89,6 @@ class _Place(RuleModel):
 
 
 class _Patient(RuleModel):
-    new: PhraseList
-    established: PhraseList
     why: Text
 
 
@@ -162,11 +161,15 @@ class EmFile(RuleFile):
     undiagnosed: _Undiagnosed
 
 
-def load_em_rules(path: Path | None = None) -> EmRules:
+def load_em_rules(path: Path | None = None, attributes: AttributeRules | None = None) -> EmRules:
     """Load and check ``encounter_em.json`` (or ``path``).
+
+    The new and established patient cues are the attribute rules' (``encounter``): that file
+    owns them.
 
     Args:
         path: another file to read instead of the packaged one.
+        attributes: the attribute rules of the model's pipeline (None: the packaged ones).
 
     Returns:
         The rules.
@@ -177,14 +180,17 @@ def load_em_rules(path: Path | None = None) -> EmRules:
     text, source = read_rule_text(EM_FILE, path)
     f = load_rules(EmFile, text, source)
     rep, pat, data, risk = f.report, f.patient, f.data, f.risk
+    if attributes is None:
+        attributes = load_attribute_rules(*read_rule_text(ATTRIBUTE_RULES_FILE))
+    cues = attributes.encounter
     return EmRules(
         no_em_titles=Phrases(rep.no_em_titles),
         separate_cues=Phrases(rep.separate_cues),
         no_em_why=rep.why,
         emergency=Phrases(f.place.emergency),
         place_why=f.place.why,
-        new=Phrases(pat.new),
-        established=Phrases(pat.established),
+        new=Phrases(cues.new_patient),
+        established=Phrases(cues.established_patient),
         patient_why=pat.why,
         time_patterns=f.time.patterns,
         time_why=f.time.why,

@@ -27,6 +27,7 @@ from pydantic import Field
 from spacy.tokens import Doc
 
 from pipeline.encounter.rule_data import Phrases
+from pipeline.nlp.components.section_rules import SECTION_RULES_FILE, SectionRules, load_section_rules
 from pipeline.nlp.extensions import ASSERTIONS, CONTEXT_ATTRIBUTES, MENTIONS
 from pipeline.nlp.textnorm import Normalizer
 from pipeline.rulefile import (
@@ -95,7 +96,6 @@ class _Headings(RuleModel):
     diagnostic: PhraseList
     with_plan: PhraseList
     not_final: PhraseList
-    family: PhraseList
 
 
 class _Statements(RuleModel):
@@ -127,11 +127,20 @@ class ReadingFile(RuleFile):
     coverage: _Coverage
 
 
-def load_reading_rules(path: Path | None = None) -> ReadingRules:
+def packaged_section_rules() -> SectionRules:
+    """The packaged section rules (``resources/section_rules.json``)."""
+    return load_section_rules(*read_rule_text(SECTION_RULES_FILE))
+
+
+def load_reading_rules(path: Path | None = None, sections: SectionRules | None = None) -> ReadingRules:
     """Load and check ``encounter_reading.json`` (or ``path``).
+
+    The family-history headings are the section rules' (``family_history``): that file owns
+    the headings.
 
     Args:
         path: another file to read instead of the packaged one.
+        sections: the section rules of the model's pipeline (None: the packaged ones).
 
     Returns:
         The rules.
@@ -147,7 +156,7 @@ def load_reading_rules(path: Path | None = None) -> ReadingRules:
         diagnostic_headings=Phrases(h.diagnostic),
         plan_headings=Phrases(h.with_plan),
         not_final_headings=Phrases(h.not_final),
-        family_headings=Phrases(h.family),
+        family_headings=Phrases((sections or packaged_section_rules()).literals("family_history")),
         comment_separators=s.comment_separators,
         non_diagnostic_starts=Phrases(s.non_diagnostic_starts),
         generic_terms=frozenset(s.generic_terms),
