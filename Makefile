@@ -14,7 +14,7 @@ CORPUS_DIR ?= build/corpora
 SAMPLE ?= corpora/samples/ankle_sprain.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint data kb corpora model evaluate bench bench-tools serve clean
+.PHONY: install run test lint data kb corpora model evaluate bench bench-tools browser serve clean
 
 install: $(STAMP)
 
@@ -31,8 +31,16 @@ run: install
 	@test -f $(MODEL_DIR)/manifest.json || $(MAKE) model
 	$(CS) suggest $(SAMPLE) --model $(MODEL_DIR)
 
-test: install lint
+test: install lint browser
 	$(BIN)/python -m pytest
+
+# Debian's chromium for the workbench's browser tests (Playwright drives it; `playwright install`
+# needs the internet). Installed where this runs as root with apt; the tests skip, saying why, elsewhere.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 \
+		&& apt-get install -y -q chromium >/dev/null 2>&1; }; }; } \
+		|| echo "test: chromium not installed (apt-get install chromium); the browser tests will be skipped"
 
 # Imports flow one way (layers in pyproject.toml [tool.importlinter]) and form no cycle, function-level
 # imports included (../shared/tools/import_cycles.py prints any).

@@ -8,6 +8,7 @@ the handlers, keeping ``codesuggest --help`` fast.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import logging.config
 import os
@@ -271,6 +272,112 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vault_if_needed(db: Any, settings: Any) -> Any:
+    """The encounter key when the database holds encounters (a key file is never created here)."""
+    from sqlalchemy import func, select
+
+    from service.config import DEFAULT_ENCOUNTER_KEY_FILE
+    from service.encounters import load_vault
+    from service.errors import ServiceConfigError
+    from service.models import Encounter
+
+    with db.session() as session:
+        if not session.scalar(select(func.count()).select_from(Encounter)):
+            return None
+    has_key = settings.encounter_key is not None and settings.encounter_key.get_secret_value().strip()
+    key_file = Path(settings.encounter_key_file or DEFAULT_ENCOUNTER_KEY_FILE).expanduser()
+    if not has_key and not key_file.exists():
+        raise ServiceConfigError(
+            f"the database holds encounters but the encounter key file {key_file} does not exist: "
+            "set CODESUGGEST_ENCOUNTER_KEY or CODESUGGEST_ENCOUNTER_KEY_FILE to the key they were stored with"
+        )
+    return load_vault(settings)
+
+
+# -- encounters ---------------------------------------------------------------------------------
+def register_encounters(registry: CommandRegistry) -> None:
+    """Register ``codesuggest encounters import|purge``.
+
+    Args:
+        registry: the CLI's command registry.
+    """
+    registry.group("encounters", help="notes queued for review in the coder's workbench")
+    imp = registry.command(
+        "import",
+        _encounters_import,
+        help="queue the notes of a corpus file (JSONL) for review; all or none",
+        group="encounters",
+    )
+    imp.add_argument("corpus", type=Path, help="corpus file (corpora/README.md format); its codes are ignored")
+    imp.add_argument("--setting", choices=["outpatient", "inpatient"], default=None, help="for notes without one")
+    imp.add_argument("--retention-days", type=int, default=None, help="days the note texts are kept")
+    imp.add_argument("--json", action="store_true", help="print a JSON document")
+    _db_argument(imp)
+    purge = registry.command(
+        "purge", _encounters_purge, help="delete note texts whose retention ended", group="encounters"
+    )
+    _db_argument(purge)
+
+
+def _encounters_import(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from pydantic import ValidationError
+
+    from corpora.format import read_corpus
+    from pipeline.errors import InputError
+    from service.config import load_settings
+    from service.encounter_schemas import EncounterIn
+    from service.encounters import load_vault, store_encounters
+
+    settings = load_settings()
+    notes = read_corpus(args.corpus)
+    items = []
+    for i, note in enumerate(notes, start=1):
+        meta = note.meta or {}
+        date = meta.get("encounter_date")
+        try:
+            items.append(
+                EncounterIn.model_validate(
+                    {
+                        "encounter_id": note.id,
+                        "text": note.text,
+                        "setting": note.setting or args.setting or "outpatient",
+                        "encounter_date": dt.date.fromisoformat(date) if isinstance(date, str) else None,
+                        "expected_value": meta.get("expected_value"),
+                        "retention_days": args.retention_days,
+                    }
+                )
+            )
+        except (ValidationError, ValueError) as exc:
+            first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            raise InputError(f"{args.corpus}: note {i} ({note.id!r}): {first}") from exc
+    if not items:
+        raise InputError(f"{args.corpus}: no notes")
+    db = _database(args)
+    try:
+        rows = store_encounters(db, load_vault(settings), items, None, settings.encounter_retention_days)
+    finally:
+        db.dispose()
+    if args.json:
+        print_json({"imported": len(rows), "encounters": [r.encounter_id for r in rows]})
+    else:
+        sys.stderr.write(f"queued {len(rows)} encounters for review (note texts sealed with the encounter key)\n")
+    return 0
+
+
+def _encounters_purge(args: argparse.Namespace) -> int:
+    from service.encounters import purge_expired
+
+    db = _database(args)
+    try:
+        purged = purge_expired(db)
+    finally:
+        db.dispose()
+    sys.stderr.write(f"deleted the note texts of {purged} encounters whose retention ended\n")
+    return 0
+
+
 # -- corpus export-feedback ---------------------------------------------------------------------
 def register_feedback(registry: CommandRegistry) -> None:
     """Register ``codesuggest corpus export-feedback``.
@@ -285,16 +392,24 @@ def register_feedback(registry: CommandRegistry) -> None:
         group="corpus",
     )
     export.add_argument("--out", required=True, type=Path, help="corpus file to write")
+    export.epilog = (
+        "Reviewed encounters of the workbench are exported from their submitted code sets; their note "
+        "texts are opened with the encounter key (CODESUGGEST_ENCOUNTER_KEY or _KEY_FILE)."
+    )
     export.add_argument("--json", action="store_true", help="print the report as JSON")
     _db_argument(export)
 
 
 def _export_feedback(args: argparse.Namespace) -> int:
+    from service.config import load_settings
+    from service.encounters import reviewed_notes
     from service.feedback import export_feedback
 
     db = _database(args)
     try:
-        report = export_feedback(db, args.out)
+        vault = _vault_if_needed(db, load_settings())
+        reviewed = functools.partial(reviewed_notes, db, vault) if vault is not None else None
+        report = export_feedback(db, args.out, reviewed=reviewed)
     finally:
         db.dispose()
     if args.json:

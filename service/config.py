@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.locations import default_kb_dir, default_model_dir
@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "CODESUGGEST_"
 DEFAULT_DATABASE_URL = "sqlite:///var/codesuggest.sqlite3"
+DEFAULT_ENCOUNTER_KEY_FILE = Path("var/encounter.key")
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -51,6 +52,13 @@ class Settings(BaseSettings):
         warmup: code a made-up note at startup, so that the first request is not slow.
         suggest_concurrency: notes coded at once per process (more threads only contend for the
             interpreter lock; scale with ``workers``).
+        encounter_key: the key that seals the workbench's note texts (64 hex digits); when unset,
+            ``encounter_key_file`` is read, and created on first use.
+        encounter_key_file: where the encounter key is kept when ``encounter_key`` is unset
+            (default ``var/encounter.key`` under the working directory, beside the default database).
+        encounter_retention_days: days an encounter's note text is kept after it arrives, unless
+            the request sets its own ``retention_days``.
+        ui_session_hours: how long a workbench sign-in lasts.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -75,6 +83,15 @@ class Settings(BaseSettings):
     feedback_store_text: bool = False
     warmup: bool = True
     suggest_concurrency: int = Field(1, ge=1)
+    encounter_key: SecretStr | None = None
+    encounter_key_file: Path | None = None
+    encounter_retention_days: int = Field(90, ge=1, le=3650)
+    ui_session_hours: float = Field(8.0, gt=0, le=24 * 30)
+
+    @field_validator("encounter_key", "encounter_key_file", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -80,6 +80,19 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def head_revision() -> str:
+    """Return the newest revision of the migrations (what :meth:`Database.upgrade` reaches)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships its migrations
+        raise ServiceConfigError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
 class Database:
     """An engine, a session factory and the migrations for one database URL.
 

@@ -9,15 +9,20 @@ code of each note into the corpus format of :mod:`corpora.format`: accepted and 
 the replacements of modified ones are the note's codes; rejected codes and the replaced ones are
 not. A note is exported only when its text was stored; the report says how many were skipped and
 why.
+
+Encounters reviewed in the workbench (:mod:`service.review`) are exported from their submitted
+code sets (accepted and added codes, and the codes used instead of modified ones, in claim
+order) with their note text opened with the encounter key; their decisions in the feedback table
+are not replayed a second time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
@@ -29,6 +34,9 @@ from service.db import Database
 from service.models import FeedbackEntry, FeedbackNote, utcnow
 from service.schemas import FeedbackRequest
 from service.security import Principal
+
+if TYPE_CHECKING:
+    from corpora.format import CorpusNote
 
 logger = logging.getLogger(__name__)
 
@@ -208,18 +216,26 @@ def final_codes(entries: Sequence[FeedbackEntry]) -> list[tuple[str, str]]:
     return [key for key, keep in state.items() if keep]
 
 
-def export_feedback(db: Database, out: Path) -> ExportReport:
+def export_feedback(
+    db: Database, out: Path, reviewed: Callable[[ExportReport], list[CorpusNote]] | None = None
+) -> ExportReport:
     """Write the feedback as a corpus file (JSONL, one note a line).
 
     Args:
         db: the service database.
         out: the corpus file to write (atomically; its folder is created).
+        reviewed: gives the workbench's submitted encounters as corpus notes
+            (:func:`service.encounters.reviewed_notes`, which needs the encounter key), counting
+            the ones it skips in the report; their decisions are not replayed again.
 
     Returns:
         The report (written and skipped notes, and why).
     """
     report = ExportReport(out=Path(out), skipped_ids={"no_text": [], "no_codes": []})
     notes: list[CorpusNote] = []
+    encounters = reviewed(report) if reviewed is not None else []
+    notes.extend(encounters)
+    done = {note.id for note in encounters} | set(report.skipped_ids["no_text"]) | set(report.skipped_ids["no_codes"])
     with db.session() as session:
         entries = list(
             session.scalars(
@@ -227,11 +243,13 @@ def export_feedback(db: Database, out: Path) -> ExportReport:
             )
         )
         texts = {row.note_id: row for row in session.scalars(select(FeedbackNote))}
-    report.decisions = len(entries)
+    report.decisions += len(entries)
     by_note: dict[str, list[FeedbackEntry]] = {}
     for entry in entries:
         by_note.setdefault(entry.note_id, []).append(entry)
     for note_id, note_entries in by_note.items():
+        if note_id in done:
+            continue
         stored = texts.get(note_id)
         if stored is None:
             report.skipped_no_text += 1

@@ -22,8 +22,9 @@ from service.db import Database
 from service.errors import install_error_handlers
 from service.idempotency import IdempotencyStore
 from service.jobs import Housekeeper, JobManager
-from service.routes import codes, feedback, health, jobs, suggestions
+from service.routes import codes, encounters, feedback, health, jobs, suggestions
 from service.suggesting import BoundedSuggester, SuggesterLike
+from service.ui import install as install_workbench
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,8 @@ Suggest ICD-10-CM, CPT and HCPCS codes for clinical notes, with evidence, throug
 
 **Authentication**: send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`
 (`codesuggest keys create --name N --role integration|coder|admin`). Roles: suggestions and code
-lookups for every role; batches and jobs for `integration` and `admin`; feedback for `coder` and
-`admin`.
+lookups for every role; batches, jobs and encounters for review for `integration` and `admin`;
+feedback for `coder` and `admin`. Coders work in the browser at `/ui/` (the coder's workbench).
 
 **Errors** all have the body `{"error": {"type", "message", "request_id", "fields"?}}`.
 Every answer carries the headers `X-Request-ID`, `X-Model-Version` and `X-Code-Set-Versions`.
@@ -157,10 +158,13 @@ def create_app(settings: Settings | None = None, *, suggester: SuggesterLike | N
         summary="Offline computer-assisted coding: clinical note -> ICD-10-CM / CPT / HCPCS suggestions with evidence",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from service.ui, with vendored assets (offline)
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (health, suggestions, jobs, codes, feedback):
+    for module in (health, suggestions, jobs, codes, feedback, encounters):
         app.include_router(module.router)
+    install_workbench(app)
     return app

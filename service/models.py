@@ -3,8 +3,10 @@
 The schema is created and changed only by the Alembic migrations in ``service/migrations``;
 ``tests/service/test_db.py`` checks that the migrations and these models agree.
 
-No table holds note text except ``feedback_notes``, which is written only when the deployment
-sets ``CODESUGGEST_FEEDBACK_STORE_TEXT``. Stored answers that may quote the note (idempotent
+No table holds note text in the clear except ``feedback_notes``, which is written only when the
+deployment sets ``CODESUGGEST_FEEDBACK_STORE_TEXT``. The workbench's encounters keep their note
+text, cached suggestions and physician queries sealed with the deployment's encounter key, which
+the database does not hold (:mod:`service.encounters`). Stored answers that may quote the note (idempotent
 replays, job results) are sealed with keys the database does not hold (see
 :mod:`service.sealing`).
 """
@@ -15,6 +17,7 @@ import datetime as dt
 
 from sqlalchemy import (
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -183,3 +186,138 @@ class JobResult(Base):
     job_id: Mapped[str] = mapped_column(String(24), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# -- the coder's workbench (service/encounters.py, service/review.py, service/ui/) ----------------
+class Encounter(Base):
+    """A note waiting for (or through) a coder's review; its text is sealed, never stored plain.
+
+    ``text_sealed`` and ``suggestions_sealed`` (the cached suggestion result, which quotes the
+    note) are opened only with the encounter key; both are deleted at ``purge_at``.
+    """
+
+    __tablename__ = "encounters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    encounter_id: Mapped[str] = mapped_column(String(128), unique=True)
+    setting: Mapped[str] = mapped_column(String(12), index=True)
+    encounter_date: Mapped[dt.date] = mapped_column(Date, index=True)
+    patient_age: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    patient_sex: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    expected_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    assigned_to: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    assigned_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    text_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    text_length: Mapped[int] = mapped_column(Integer)
+    key_fingerprint: Mapped[str] = mapped_column(String(16))
+    suggestions_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    coded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    source_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    retention_days: Mapped[int] = mapped_column(Integer)
+    purge_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    text_purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    review_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    submitted_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class AuditReview(Base):
+    """A blind second review of a submitted encounter by another coder (audit mode)."""
+
+    __tablename__ = "audit_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sample: Mapped[str] = mapped_column(String(64), index=True)
+    encounter_pk: Mapped[int] = mapped_column(Integer, ForeignKey("encounters.id", ondelete="CASCADE"), index=True)
+    auditor: Mapped[str] = mapped_column(String(200), index=True)
+    auditor_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    status: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ReviewCode(Base):
+    """One line of a working code set: the coder's (``audit_pk`` null) or an auditor's."""
+
+    __tablename__ = "review_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    encounter_pk: Mapped[int] = mapped_column(Integer, ForeignKey("encounters.id", ondelete="CASCADE"), index=True)
+    audit_pk: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("audit_reviews.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    system: Mapped[str] = mapped_column(String(10))
+    code: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(10))
+    role: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    replaced_by_system: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    replaced_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    replaced_description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    modifiers: Mapped[str] = mapped_column(String(40), default="")
+    units: Mapped[int] = mapped_column(Integer, default=1)
+    pointers: Mapped[str] = mapped_column(String(80), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class ReviewEvent(Base):
+    """Every workbench action on an encounter, with who and when (never note text)."""
+
+    __tablename__ = "review_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    encounter_pk: Mapped[int] = mapped_column(Integer, ForeignKey("encounters.id", ondelete="CASCADE"), index=True)
+    audit_pk: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("audit_reviews.id", ondelete="CASCADE"), nullable=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    user: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    action: Mapped[str] = mapped_column(String(20))
+    system: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    code: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class PhysicianQuery(Base):
+    """A query to the physician; its question and answer are sealed like the note they discuss."""
+
+    __tablename__ = "physician_queries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    encounter_pk: Mapped[int] = mapped_column(Integer, ForeignKey("encounters.id", ondelete="CASCADE"), index=True)
+    template: Mapped[str] = mapped_column(String(40))
+    system: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    code: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    status: Mapped[str] = mapped_column(String(10), index=True)
+    addressed_to: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    question_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    answer_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    answered_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class UISession(Base):
+    """A signed-in workbench session: the sha256 of its cookie token, never the token."""
+
+    __tablename__ = "ui_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16), index=True)
+    user: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)

@@ -16,6 +16,9 @@ endpoint                                  integration  coder  admin
 ``POST /v1/suggestions/batch``            yes          no     yes
 ``GET /v1/jobs/{id}``                     own jobs     no     all
 ``POST /v1/feedback``                     no           yes    yes
+``POST /v1/encounters[/batch]``           yes          no     yes
+``GET /v1/encounters/{id}``               yes          yes    yes
+the workbench ``/ui/`` (service.ui.auth)  no           yes    yes
 keys (``codesuggest keys``, DB access)    no           no     yes
 ========================================  ===========  =====  =====
 """

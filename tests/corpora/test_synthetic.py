@@ -3,7 +3,9 @@
 The notes are the expected-answer set for encounter-level coding, so every code must be real and
 billable, every rule must be exercised by at least two notes, and the instructional notes the
 files claim to exercise (Excludes1/2, code first, use additional code) must really be printed in
-the FY2026 tabular list.
+the FY2026 tabular list. Every file in ``corpora/synthetic/*.jsonl`` gets the same checks (the
+``notes`` fixture is parametrised by file); checks about the corpus as a whole (unique ids, rule
+coverage) run over all files together.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from corpora.format import CorpusCode, CorpusNote, read_corpus
 from pipeline.kb.model import normalize_code
 
-SYNTHETIC = Path(__file__).resolve().parents[2] / "corpora" / "synthetic" / "encounters.jsonl"
+SYNTHETIC_DIR = Path(__file__).resolve().parents[2] / "corpora" / "synthetic"
+SYNTHETIC = SYNTHETIC_DIR / "encounters.jsonl"
+FILES = sorted(SYNTHETIC_DIR.glob("*.jsonl"))
 
 RULE_IDS = (
     "icd.7th",
@@ -56,6 +61,17 @@ RULE_IDS = (
     "mod.25",
     "mod.59",
     "proc.pointers",
+    "icd.combination",
+    "icd.drug_table",
+    "icd.neoplasm",
+    "icd.pregnancy",
+    "icd.screening",
+    "icd.status",
+    "em.preventive",
+    "proc.vaccine",
+    "supply.drug",
+    "mod.33_pt",
+    "mod.57",
 )
 
 META_KEYS = {
@@ -68,7 +84,15 @@ META_KEYS = {
     "units",
     "queries",
     "notes",
+    "specialty",
+    "chapters",
+    "split",
 }
+# Keys every note of a file other than encounters.jsonl must carry (the first file predates them).
+NEW_FILE_KEYS = {"specialty", "chapters", "split"}
+ENCOUNTERS = ("office", "urgent-care", "ed", "inpatient", "observation", "hospital", "procedure")
+SPLITS = ("dev", "holdout")
+CHAPTER = re.compile(r"I\.(?:A|B|C\.(?:[1-9]|1[0-9]|2[0-2]))|II|III|IV")
 
 # 2023+ CPT office E/M time thresholds (minutes) and MDM levels.
 TIME_LEVELS = {
@@ -85,14 +109,63 @@ MDM_LEVELS = {
     },
     "ed": {"straightforward": "99282", "low": "99283", "moderate": "99284", "high": "99285"},
 }
+# Preventive medicine codes by patient type and age band (lowest age of the band, code).
+PREVENTIVE = {
+    "new": [(65, "99387"), (40, "99386"), (18, "99385"), (12, "99384"), (5, "99383"), (1, "99382"), (0, "99381")],
+    "established": [
+        (65, "99397"),
+        (40, "99396"),
+        (18, "99395"),
+        (12, "99394"),
+        (5, "99393"),
+        (1, "99392"),
+        (0, "99391"),
+    ],
+}
+MEDICARE_WELLNESS = {"ippe": "G0402", "initial": "G0438", "subsequent": "G0439"}
+EYE_VISITS = {
+    ("new", "intermediate"): "92002",
+    ("new", "comprehensive"): "92004",
+    ("established", "intermediate"): "92012",
+    ("established", "comprehensive"): "92014",
+}
+# Add-on codes reported with the E/M itself (psychotherapy with E/M, interactive complexity,
+# prolonged service): they never call for modifier 25 on the E/M they add to.
+EM_ADD_ONS = frozenset({"90785", "90833", "90836", "90838", "99417", "99292"})
+# Hospital inpatient or observation care (CPT 2023): codes by MDM index (straightforward and low
+# share the lowest level) or by total time on the date; discharge by time (over 30 minutes).
+HOSPITAL_MDM = {
+    "initial": ("99221", "99221", "99222", "99223"),
+    "subsequent": ("99231", "99231", "99232", "99233"),
+    "same-day": ("99234", "99234", "99235", "99236"),
+}
+HOSPITAL_TIME = {
+    "initial": [(75, "99223"), (55, "99222"), (40, "99221")],
+    "subsequent": [(50, "99233"), (35, "99232"), (25, "99231")],
+    "same-day": [(85, "99236"), (70, "99235"), (45, "99234")],
+}
+HOSPITAL_CODES = frozenset({code for codes in HOSPITAL_MDM.values() for code in codes} | {"99238", "99239"})
+MDM_INDEX = {"straightforward": 0, "low": 1, "moderate": 2, "high": 3}
 _CODE = r"[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?"
 _RANGE = re.compile(rf"\b({_CODE})\s*-\s*({_CODE})")
 _SINGLE = re.compile(rf"\b({_CODE})")
 
 
+@cache
+def _read(path: Path) -> list[CorpusNote]:
+    return read_corpus(path)
+
+
+@pytest.fixture(scope="module", params=FILES, ids=lambda path: path.name)
+def notes(request: pytest.FixtureRequest) -> list[CorpusNote]:
+    """The notes of one synthetic file (every test that takes it runs once a file)."""
+    return _read(request.param)
+
+
 @pytest.fixture(scope="module")
-def notes() -> list[CorpusNote]:
-    return read_corpus(SYNTHETIC)
+def corpus() -> dict[str, list[CorpusNote]]:
+    """Every synthetic file by name, for checks over the whole corpus."""
+    return {path.name: _read(path) for path in FILES}
 
 
 @lru_cache(maxsize=1)
@@ -140,22 +213,56 @@ def tabular(data_dir: Path) -> dict[str, dict[str, list[str]]]:
     return out
 
 
+@pytest.fixture(scope="module")
+def chapter_of(data_dir: Path) -> dict[str, int]:
+    """Undotted code or category -> its tabular chapter number (1-22)."""
+    root = ET.parse(data_dir / "icd10cm" / "icd10c-tabular-April-1-2026.xml").getroot()
+    return {
+        (diag.findtext("name") or "").replace(".", ""): int(chapter.findtext("name") or 0)
+        for chapter in root.iter("chapter")
+        for diag in chapter.iter("diag")
+    }
+
+
 def _key(code: str) -> str:
     return code.replace(".", "").upper()
 
 
-def _refs(notes: list[str]) -> list[tuple[str, str]]:
-    """Code references of instructional notes as undotted (low, high) prefix ranges."""
-    found = []
+_CHARACTER = re.compile(r"(?:fifth or sixth|final) character ([0-9])(?:\s*-\s*([0-9]))?")
+Ref = tuple[str, str, frozenset[str] | None]
+
+
+def _refs(notes: list[str]) -> list[Ref]:
+    """Code references of instructional notes as undotted (low, high, intents) prefix ranges.
+
+    A note that narrows a T-code range by its intent character ('T36-T50 with fifth or sixth
+    character 5') keeps the allowed characters, so an adverse-effect code does not match a
+    'code first poisoning (... character 1-4)' note.
+    """
+    found: list[Ref] = []
     for note in notes:
-        found += [(_key(low), _key(high)) for low, high in _RANGE.findall(note)]
-        found += [(_key(code), _key(code)) for code in _SINGLE.findall(_RANGE.sub(" ", note))]
+        limit = _CHARACTER.search(note)
+        chars = None
+        if limit:
+            first, last = limit.group(1), limit.group(2) or limit.group(1)
+            chars = frozenset(str(d) for d in range(int(first), int(last) + 1))
+        found += [(_key(low), _key(high), chars) for low, high in _RANGE.findall(note)]
+        found += [(_key(code), _key(code), chars) for code in _SINGLE.findall(_RANGE.sub(" ", note))]
     return found
 
 
-def _matches(code: str, refs: list[tuple[str, str]]) -> bool:
+def _intent(key: str) -> str:
+    """The intent character of a drug/toxin T-code: the last character before placeholder X or the 7th."""
+    part = key[4:6].rstrip("X")
+    return part[-1] if part else ""
+
+
+def _matches(code: str, refs: list[Ref]) -> bool:
     key = _key(code)
-    return any(key[: len(low)] >= low and key[: len(high)] <= high for low, high in refs)
+    return any(
+        key[: len(low)] >= low and key[: len(high)] <= high and (chars is None or _intent(key) in chars)
+        for low, high, chars in refs
+    )
 
 
 def _notes_for(code: str, tabular: dict[str, dict[str, list[str]]]) -> dict[str, list[str]]:
@@ -172,21 +279,79 @@ def _forbidden_matches(entry: str, code: str) -> bool:
     return _key(entry) == _key(code)
 
 
+def test_synthetic_files_found() -> None:
+    assert SYNTHETIC in FILES
+    assert len(FILES) >= 2
+
+
 def test_synthetic_file_is_valid_and_large_enough(notes: list[CorpusNote]) -> None:
     assert len(notes) >= 32
     assert all(n.id.startswith("synthetic-") for n in notes)
-    assert {n.setting for n in notes} == {"inpatient", "outpatient"}
-    assert sum(1 for n in notes if n.setting == "inpatient") >= 4
+    new_file = notes is not _read(SYNTHETIC)
     for note in notes:
         assert set(note.meta) <= META_KEYS, note.id
         assert note.meta["source"] == "synthetic"
         assert note.meta["title"] and note.meta["notes"], note.id
-        assert note.meta["encounter"] in ("office", "urgent-care", "ed", "inpatient"), note.id
+        assert note.meta["encounter"] in ENCOUNTERS, note.id
         assert (note.meta["encounter"] == "inpatient") == (note.setting == "inpatient"), note.id
+        if new_file:
+            assert set(note.meta) >= NEW_FILE_KEYS, f"{note.id}: needs {sorted(NEW_FILE_KEYS)}"
+        if "specialty" in note.meta:
+            assert isinstance(note.meta["specialty"], str) and note.meta["specialty"].strip(), note.id
+        if "split" in note.meta:
+            assert note.meta["split"] in SPLITS, note.id
 
 
-def test_synthetic_every_rule_in_at_least_two_notes(notes: list[CorpusNote]) -> None:
-    counts = Counter(rule for n in notes for rule in n.meta["rules"])
+def test_synthetic_encounters_file_has_both_settings() -> None:
+    notes = _read(SYNTHETIC)
+    assert {n.setting for n in notes} == {"inpatient", "outpatient"}
+    assert sum(1 for n in notes if n.setting == "inpatient") >= 4
+
+
+def test_synthetic_ids_unique_across_files(corpus: dict[str, list[CorpusNote]]) -> None:
+    seen: dict[str, str] = {}
+    for name, notes in corpus.items():
+        for note in notes:
+            assert note.id not in seen, f"{note.id} in both {seen[note.id]} and {name}"
+            seen[note.id] = name
+
+
+def test_synthetic_holdout_share_and_spread(notes: list[CorpusNote]) -> None:
+    """A file with a held-out split keeps about a quarter of its notes out, across specialties."""
+    splits = [n.meta.get("split") for n in notes]
+    if not any(splits):
+        return
+    holdout = [n for n in notes if n.meta["split"] == "holdout"]
+    assert 0.15 <= len(holdout) / len(notes) <= 0.35, f"{len(holdout)} of {len(notes)} held out"
+    assert len({n.meta["specialty"] for n in holdout}) >= 8
+
+
+def test_synthetic_chapters_are_honest(notes: list[CorpusNote], chapter_of: dict[str, int]) -> None:
+    """meta.chapters names guideline sections the note's codes really come from."""
+    for note in notes:
+        if "chapters" not in note.meta:
+            continue
+        chapters = note.meta["chapters"]
+        assert chapters and len(set(chapters)) == len(chapters), note.id
+        for entry in chapters:
+            assert CHAPTER.fullmatch(entry), f"{note.id}: {entry!r} is not a guideline section"
+        mentioned = [c.code for c in note.codes if c.system == "ICD10CM"]
+        mentioned += [f[:-2] if f.endswith(".-") else f for f in note.meta["forbidden"]]
+        mentioned += [q["code_prefix"] for q in note.meta.get("queries", [])]
+        present = {chapter_of.get(_key(c)) or chapter_of.get(_key(c)[:3]) for c in mentioned}
+        for entry in chapters:
+            if entry.startswith("I.C."):
+                assert int(entry[4:]) in present, f"{note.id}: {entry} but no code of chapter {entry[4:]}"
+        first = _key(note.codes[0].code)
+        assert f"I.C.{chapter_of.get(first) or chapter_of[first[:3]]}" in chapters, f"{note.id}: first code's chapter"
+        if note.setting == "outpatient":
+            assert "IV" in chapters and "II" not in chapters, f"{note.id}: outpatient notes follow Section IV"
+        else:
+            assert "IV" not in chapters, f"{note.id}: Section IV is for outpatient care"
+
+
+def test_synthetic_every_rule_in_at_least_two_notes(corpus: dict[str, list[CorpusNote]]) -> None:
+    counts = Counter(rule for notes in corpus.values() for n in notes for rule in n.meta["rules"])
     unknown = set(counts) - set(RULE_IDS)
     assert not unknown, f"unknown rule ids {unknown}"
     thin = {rule: counts[rule] for rule in RULE_IDS if counts[rule] < 2}
@@ -250,49 +415,137 @@ def test_synthetic_code_order_roles_and_pointers(notes: list[CorpusNote]) -> Non
         assert all(isinstance(v, int) and v >= 1 for v in units.values()), note.id
 
 
-def _em_line(note: CorpusNote) -> CorpusCode | None:
-    lines = [c for c in note.codes if c.role == "em"]
-    assert len(lines) <= 1, note.id
-    return lines[0] if lines else None
+def _em_kind(code: str) -> str:
+    """The family of an E/M line: problem-oriented office/ED, hospital, critical care, preventive,
+    Medicare wellness or eye visit."""
+    if code.startswith(("9920", "9921", "9928")):
+        return "problem"
+    if code in HOSPITAL_CODES:
+        return "hospital"
+    if code == "99291":
+        return "critical"
+    if code.startswith(("9938", "9939")):
+        return "preventive"
+    if code in MEDICARE_WELLNESS.values():
+        return "wellness"
+    if code in EYE_VISITS.values():
+        return "eye"
+    raise AssertionError(f"{code} is not an E/M code this corpus knows")
 
 
-def test_synthetic_em_level_matches_time_or_mdm(notes: list[CorpusNote]) -> None:
-    for note in notes:
-        line = _em_line(note)
-        em = note.meta.get("em")
-        assert (line is None) == (em is None), f"{note.id}: E/M line and meta.em must come together"
-        if line is None or em is None:
-            continue
-        if line.code.startswith("9928"):
-            assert em.get("place") == "ed" and em["basis"] == "mdm", note.id
-            assert line.code == MDM_LEVELS["ed"][em["mdm"]], note.id
-            continue
+def _em_lines(note: CorpusNote) -> list[CorpusCode]:
+    """E/M lines of a note, add-on codes (99292, psychotherapy with E/M) left out."""
+    lines = [c for c in note.codes if c.role == "em" and c.code not in EM_ADD_ONS]
+    kinds = [_em_kind(c.code) for c in lines]
+    assert len(kinds) == len(set(kinds)), f"{note.id}: two E/M lines of the same kind"
+    return lines
+
+
+def _em_meta(note: CorpusNote) -> list[dict[str, Any]]:
+    em = note.meta.get("em")
+    if em is None:
+        return []
+    return list(em) if isinstance(em, list) else [em]
+
+
+def _em_meta_kind(em: dict[str, Any]) -> str:
+    if em["basis"] in ("time", "mdm"):
+        return {"hospital": "hospital", "critical-care": "critical"}.get(em.get("place", ""), "problem")
+    return {"preventive": "preventive", "awv": "wellness", "eye": "eye"}[em["basis"]]
+
+
+def _check_level(note: CorpusNote, kind: str, line: CorpusCode, em: dict[str, Any]) -> None:
+    if em["basis"] == "time":
+        assert f"{em['minutes']} minutes" in note.text, f"{note.id}: time basis not documented"
+    if kind == "preventive":
+        level = next(code for floor, code in PREVENTIVE[em["patient"]] if em["age"] >= floor)
+        assert line.code == level, f"{note.id}: preventive {em} -> {level}, not {line.code}"
+    elif kind == "wellness":
+        assert line.code == MEDICARE_WELLNESS[em["visit"]], note.id
+    elif kind == "eye":
+        assert line.code == EYE_VISITS[(em["patient"], em["level"])], note.id
+    elif kind == "critical":
+        minutes = em["minutes"]
+        assert em["basis"] == "time" and minutes >= 30, note.id
+        extra = (minutes - 45) // 30 if minutes >= 75 else 0
+        assert note.meta.get("units", {}).get("99292", 0) == extra, f"{note.id}: {minutes} min -> 99292 x{extra}"
+        assert ("99292" in {c.code for c in note.codes}) == bool(extra), note.id
+    elif kind == "hospital":
+        service = em["service"]
+        if service == "discharge":
+            level = "99239" if em["minutes"] > 30 else "99238"
+        elif em["basis"] == "time":
+            level = next(code for floor, code in HOSPITAL_TIME[service] if em["minutes"] >= floor)
+        else:
+            level = HOSPITAL_MDM[service][MDM_INDEX[em["mdm"]]]
+        assert line.code == level, f"{note.id}: hospital {em} -> {level}, not {line.code}"
+    elif line.code.startswith("9928"):
+        assert em.get("place") == "ed" and em["basis"] == "mdm", note.id
+        assert line.code == MDM_LEVELS["ed"][em["mdm"]], note.id
+    else:
         patient = em["patient"]
         assert line.code[:4] == ("9920" if patient == "new" else "9921"), f"{note.id}: new vs established"
         if em["basis"] == "time":
-            minutes = em["minutes"]
-            level = next(code for floor, code in TIME_LEVELS[patient] if minutes >= floor)
-            assert line.code == level, f"{note.id}: {minutes} min -> {level}, not {line.code}"
-            assert f"{minutes} minutes" in note.text, note.id
+            level = next(code for floor, code in TIME_LEVELS[patient] if em["minutes"] >= floor)
+            assert line.code == level, f"{note.id}: {em['minutes']} min -> {level}, not {line.code}"
         else:
             assert em["basis"] == "mdm", note.id
             assert line.code == MDM_LEVELS[patient][em["mdm"]], note.id
 
 
-def test_synthetic_modifier_25_policy(notes: list[CorpusNote]) -> None:
-    """25 on the E/M exactly when another non-laboratory service is reported (see README)."""
+def test_synthetic_em_level_matches_time_or_mdm(notes: list[CorpusNote]) -> None:
     for note in notes:
-        line = _em_line(note)
-        if line is None:
-            continue
-        others = [
-            c
-            for c in note.codes
-            if c.system in ("CPT", "HCPCS")
-            and c is not line
-            and not ("80000" <= c.code <= "89999" or c.code == "36415")
-        ]
-        assert ("25" in line.modifiers) == bool(others), f"{note.id}: 25 with {[c.code for c in others]}"
+        lines = {_em_kind(c.code): c for c in _em_lines(note)}
+        ems = {_em_meta_kind(em): em for em in _em_meta(note)}
+        assert len(ems) == len(_em_meta(note)), f"{note.id}: two meta.em entries of the same kind"
+        assert set(lines) == set(ems), f"{note.id}: E/M lines {sorted(lines)} but meta.em {sorted(ems)}"
+        for kind, line in lines.items():
+            _check_level(note, kind, line, ems[kind])
+
+
+def _is_surgical(code: CorpusCode) -> bool:
+    return code.system == "CPT" and "10004" <= code.code <= "69990"
+
+
+def test_synthetic_modifier_25_policy(notes: list[CorpusNote]) -> None:
+    """Modifiers on E/M lines follow the README policy.
+
+    A problem-oriented office/ED E/M (and a hospital or critical care E/M) carries 25 exactly when
+    another non-laboratory service is reported (a preventive visit included); an office E/M may
+    carry 57 instead when that service is a procedure with a 90-day global period decided on at
+    this visit (so 57 needs a surgical line). Preventive and Medicare wellness visits never take
+    25; an eye visit code takes 25 only with a same-day surgical procedure, not with diagnostic eye
+    tests. Add-on codes billed with the E/M itself (psychotherapy add-ons, 99292) call for no
+    modifier and need their primary code.
+    """
+    for note in notes:
+        lines = _em_lines(note)
+        for line in lines:
+            others = [
+                c
+                for c in note.codes
+                if c.system in ("CPT", "HCPCS")
+                and c is not line
+                and not ("80000" <= c.code <= "89999" or c.code == "36415")
+                and c.code not in EM_ADD_ONS
+            ]
+            kind = _em_kind(line.code)
+            if kind in ("problem", "hospital", "critical"):
+                assert not {"25", "57"} <= set(line.modifiers), note.id
+                flagged = "25" in line.modifiers or "57" in line.modifiers
+                assert flagged == bool(others), f"{note.id}: 25/57 with {[c.code for c in others]}"
+                if "57" in line.modifiers:
+                    assert kind == "problem" and any(_is_surgical(c) for c in others), f"{note.id}: 57"
+            elif kind == "eye":
+                assert ("25" in line.modifiers) == any(_is_surgical(c) for c in others), note.id
+            else:
+                assert "25" not in line.modifiers, f"{note.id}: {line.code} takes no 25"
+        kinds = {_em_kind(c.code) for c in lines}
+        for code in note.codes:
+            if code.code == "99292":
+                assert "critical" in kinds, f"{note.id}: 99292 without 99291"
+            elif code.code in EM_ADD_ONS:
+                assert "problem" in kinds, f"{note.id}: {code.code} without its E/M"
 
 
 def test_synthetic_instructional_notes_are_real(
@@ -336,7 +589,8 @@ def test_synthetic_instructional_notes_are_real(
                 assert not _matches(a, _refs(info[b]["codeFirst"])), f"{note.id}: {a} must come before {b}"
 
 
-def test_synthetic_ankle_case_and_variants(notes: list[CorpusNote]) -> None:
+def test_synthetic_ankle_case_and_variants() -> None:
+    notes = _read(SYNTHETIC)
     by_id = {n.id: n for n in notes}
     ankle = by_id["synthetic-001-ankle-sprain"]
     dx = ankle.codes[0]
@@ -367,6 +621,42 @@ def _icd_range(low: str, high: str) -> Callable[[CorpusCode], bool]:
     return lambda c: c.system == "ICD10CM" and low <= c.code[:3] <= high
 
 
+def _is_neoplasm(code: str) -> bool:
+    """Neoplasm Table codes (C00-D49), personal history of malignancy (Z85) or an antineoplastic encounter (Z51.1-)."""
+    return "C00" <= code[:3] <= "D49" or code.startswith(("Z85", "Z51.1"))
+
+
+def _is_status(code: str) -> bool:
+    """Status and long-term drug therapy Z codes (I.C.21.c.3), not history or family history."""
+    return code.startswith("Z") and "Z14" <= code[:3] <= "Z99" and not "Z80" <= code[:3] <= "Z87"
+
+
+# Screening encounter categories (I.C.21.c.5), antenatal screening included.
+SCREENING = ("Z11", "Z12", "Z13", "Z36")
+INJECTIONS = frozenset(
+    {
+        "96372",
+        "20526",
+        "20550",
+        "20551",
+        "20600",
+        "20605",
+        "20610",
+        "20611",
+        "11900",
+        "90471",
+        "96401",
+        "96402",
+        "67028",
+    }
+)
+VACCINE_ADMIN = frozenset({"90460", "90471", "90473", "G0008", "G0009"})
+# Modifiers that name a body side or part: sides, bilateral, fingers (F-), toes (T-), eyelids (E-).
+ANATOMIC_MODIFIERS = frozenset(
+    {"RT", "LT", "50", "FA", "TA", "E1", "E2", "E3", "E4"} | {f"F{i}" for i in range(10)} | {f"T{i}" for i in range(10)}
+)
+
+
 # What a note must contain for its rule label to be honest (rules not listed are checked elsewhere
 # or are about what must be left out, which the forbidden list carries).
 RULE_EVIDENCE = {
@@ -381,17 +671,34 @@ RULE_EVIDENCE = {
     "icd.uncertain.outpatient": lambda n: n.setting == "outpatient",
     "proc.imaging_views": lambda n: _has(n, lambda c: c.system == "CPT" and "70010" <= c.code <= "79999"),
     "proc.lab": lambda n: _has(n, lambda c: c.system == "CPT" and "80000" <= c.code <= "89999"),
-    "proc.injection": lambda n: _has(n, lambda c: c.code in ("96372", "20610", "11900", "90471")),
+    "proc.injection": lambda n: _has(n, lambda c: c.code in INJECTIONS),
     "supply.orthosis": lambda n: _has(n, lambda c: c.system == "HCPCS" and c.code[0] == "L"),
     "supply.dme": lambda n: _has(n, lambda c: c.system == "HCPCS" and c.code[0] == "E"),
-    "em.time": lambda n: n.meta.get("em", {}).get("basis") == "time",
-    "em.mdm": lambda n: n.meta.get("em", {}).get("basis") == "mdm",
-    "em.new_vs_established": lambda n: n.meta.get("em", {}).get("patient") in ("new", "established"),
-    "mod.laterality": lambda n: _has(n, lambda c: bool({"RT", "LT", "50"} & set(c.modifiers))),
+    "em.time": lambda n: any(em["basis"] == "time" for em in _em_meta(n)),
+    "em.mdm": lambda n: any(em["basis"] == "mdm" for em in _em_meta(n)),
+    "em.new_vs_established": lambda n: any(em.get("patient") in ("new", "established") for em in _em_meta(n)),
+    "mod.laterality": lambda n: _has(n, lambda c: bool(ANATOMIC_MODIFIERS & set(c.modifiers))),
     "mod.26_tc": lambda n: _has(n, lambda c: bool({"26", "TC"} & set(c.modifiers))),
     "mod.25": lambda n: _has(n, lambda c: "25" in c.modifiers),
     "mod.59": lambda n: _has(n, lambda c: "59" in c.modifiers),
     "proc.pointers": lambda n: _has(n, lambda c: bool(c.pointers)),
+    "icd.drug_table": lambda n: _has(n, _icd_range("T36", "T50")),
+    "icd.neoplasm": lambda n: _has(n, lambda c: c.system == "ICD10CM" and _is_neoplasm(c.code)),
+    "icd.pregnancy": lambda n: _has(
+        n, lambda c: c.system == "ICD10CM" and c.code.startswith(("O", "Z3A", "Z34", "Z39"))
+    ),
+    "icd.screening": lambda n: (
+        _has(n, lambda c: c.system == "ICD10CM" and c.code[:3] in SCREENING)
+        or any(_key(f)[:3] in SCREENING for f in n.meta["forbidden"])
+    ),
+    "icd.status": lambda n: _has(n, lambda c: c.system == "ICD10CM" and _is_status(c.code)),
+    "em.preventive": lambda n: _has(n, lambda c: c.role == "em" and _em_kind(c.code) in ("preventive", "wellness")),
+    "proc.vaccine": lambda n: _has(n, lambda c: c.code in VACCINE_ADMIN),
+    "supply.drug": lambda n: _has(
+        n, lambda c: c.system == "HCPCS" and c.code[0] in "JQ" and c.code in n.meta.get("units", {})
+    ),
+    "mod.33_pt": lambda n: _has(n, lambda c: bool({"33", "PT"} & set(c.modifiers))),
+    "mod.57": lambda n: _has(n, lambda c: "57" in c.modifiers),
 }
 
 

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipeline.errors import ArtefactError
+from service.db import head_revision
 from service.main import create_app
 from tests.service.conftest import Service, make_settings
 
@@ -40,7 +41,7 @@ def test_main_startup_fails_with_a_tampered_model(tmp_path: Path) -> None:
 def test_main_startup_migrates_a_fresh_database(tmp_path: Path, service_factory: Any) -> None:
     svc = service_factory(database_url=f"sqlite:///{tmp_path / 'deep' / 'er' / 'db.sqlite3'}")
     assert (tmp_path / "deep" / "er" / "db.sqlite3").is_file()
-    assert svc.db.current_revision() == "0001"
+    assert svc.db.current_revision() == head_revision()
 
 
 def test_main_health_live_and_ready(service: Service) -> None:
