@@ -119,7 +119,7 @@ def test_encounter_data_copy_round_trips(tmp_path: Path, name: str) -> None:
 # One broken value per file; the message must name the file, a line and the place.
 BROKEN = [
     ("encounter_reading.json", lambda d: d["assertion_cues"][0].update(category="maybe"), r"assertion_cues\[0\]"),
-    ("encounter_reading.json", lambda d: d["headings"].pop("family"), "headings: missing key 'family'"),
+    ("encounter_reading.json", lambda d: d["headings"].pop("not_final"), "headings: missing key 'not_final'"),
     ("encounter_diagnoses.json", lambda d: d["personal_history"][2].update(code="Z85.0x8"), r"personal_history\[2\]"),
     ("encounter_diagnoses.json", lambda d: d["integral_symptoms"][1].update(extra=1), "unknown key 'extra'"),
     ("encounter_diagnoses.json", lambda d: d["bmi"]["bands"][3].update(max=1), r"bmi.bands\[3\]"),
