@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from spacy.language import Language
 
-from pipeline.encounter.coder import EncounterCoder
+from pipeline.encounter.coder import RULES_FOLDER, EncounterCoder
 from pipeline.errors import ArtefactError, EmptyNoteError, InputError
 from pipeline.kb.model import SYSTEMS
 from pipeline.kb.store import KnowledgeBase
@@ -61,7 +61,17 @@ class Suggester:
         self.params = TrainParams(**settings["params"])
         self.priors = Priors.from_dict(settings["priors"])
         self._info = CodeInfoCache(kb)
-        self.encounter = EncounterCoder(kb)
+        # The encounter rules, and the lists they share with the pipeline, as the model saved them.
+        mentions: Any = nlp.get_pipe("cs_mentions")
+        sections: Any = nlp.get_pipe("cs_sections")
+        attributes: Any = nlp.get_pipe("cs_attributes")
+        self.encounter = EncounterCoder(
+            kb,
+            rules_dir=model_dir / RULES_FOLDER,
+            word_groups=mentions.word_groups,
+            sections=sections.rules,
+            attributes=attributes.rules,
+        )
 
     @property
     def model_version(self) -> str:

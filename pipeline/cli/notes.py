@@ -119,6 +119,7 @@ def _suggest(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     # Imported here, not at the top: start-up time (see the module docstring).
+    from pipeline.encounter.coder import encounter_rule_files
     from pipeline.ranking.artefact import TrainParams
     from pipeline.ranking.training import notes_from_corpus, train_model
 
@@ -135,6 +136,7 @@ def _train(args: argparse.Namespace) -> int:
         refs,
         progress=not args.no_progress,
         pipeline_from=args.pipeline_from,
+        rule_files=encounter_rule_files(),
     )
     dev_fig = manifest.metrics.get("dev", {})
     summary = f"wrote {args.out} ({manifest.name} {manifest.version}, {len(train)} training notes"

@@ -13,8 +13,10 @@ the coding rules, recording every decision on the suggestion it touched as a
   from documented time or medical decision making.
 
 The rules' knowledge is data (``pipeline/resources/encounter_*.json``), read strictly once when
-the coder is built. A claim line needs documentation: only codes supported by affirmed words of
-the note enter the code set; codes proposed only by the document model stay ``consider``.
+the coder is built; a model artefact keeps its own copies (``encounter/``, hashed in its manifest)
+so that its answers do not change with the package's files. A claim line needs documentation:
+only codes supported by affirmed words of the note enter the code set; codes proposed only by the
+document model stay ``consider``.
 """
 
 from __future__ import annotations
@@ -30,14 +32,26 @@ from typing import Any
 from spacy.tokens import Doc
 
 from pipeline.encounter.diagnoses.coder import DiagnosisCoder
-from pipeline.encounter.diagnoses.rules import load_diagnosis_rules
+from pipeline.encounter.diagnoses.rules import DIAGNOSES_FILE, load_diagnosis_rules
 from pipeline.encounter.diagnoses.state import DxCode, Rule
-from pipeline.encounter.em import EmCoder, load_em_rules
+from pipeline.encounter.em import EM_FILE, EmCoder, load_em_rules
 from pipeline.encounter.lines import ServiceLine
-from pipeline.encounter.reading import Assertions, Coverage, Mention, NoteReader, load_reading_rules, read_mentions
-from pipeline.encounter.services import ServiceCoder, load_service_rules
+from pipeline.encounter.reading import (
+    READING_FILE,
+    Assertions,
+    Coverage,
+    Mention,
+    NoteReader,
+    load_reading_rules,
+    read_mentions,
+)
+from pipeline.encounter.services import SERVICES_FILE, ServiceCoder, load_service_rules
+from pipeline.errors import RuleFileError
 from pipeline.kb.store import KnowledgeBase
+from pipeline.nlp.components.attribute_rules import AttributeRules
+from pipeline.nlp.components.section_rules import SectionRules
 from pipeline.nlp.textnorm import Normalizer, WordGroups
+from pipeline.rulefile import read_rule_text
 from pipeline.types import CodeSetLine, Evidence, ExcludedMention, Patient, RuleDecision, Suggestion
 
 logger = logging.getLogger(__name__)
@@ -55,33 +69,75 @@ class EncounterOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# The encounter rule files and their loaders; a model artefact holds them under RULES_FOLDER.
+RULE_LOADERS: dict[str, Callable[[Path | None], Any]] = {
+    READING_FILE: load_reading_rules,
+    DIAGNOSES_FILE: load_diagnosis_rules,
+    SERVICES_FILE: load_service_rules,
+    EM_FILE: load_em_rules,
+}
+RULES_FOLDER = "encounter"
+
+
+def encounter_rule_files() -> dict[str, str]:
+    """The packaged encounter rule files, each checked by its loader, for a model artefact.
+
+    Returns:
+        ``"encounter/<file>"`` -> the file's text, as :func:`pipeline.ranking.training.train_model`
+        saves it.
+
+    Raises:
+        RuleFileError: a packaged file is invalid.
+    """
+    files = {}
+    for name, load in RULE_LOADERS.items():
+        load(None)
+        files[f"{RULES_FOLDER}/{name}"] = read_rule_text(name)[0]
+    return files
+
+
 class EncounterCoder:
     """Applies encounter-level rules.
 
     Args:
         kb: the knowledge base (titles, billable flags, notes, index, CPT/HCPCS features).
-        rules_dir: a folder holding replacements for the packaged ``encounter_*.json`` files
-            (tests, site overrides); files it lacks come from the package.
+        rules_dir: the folder holding every ``encounter_*.json`` file (a model's ``encounter/``);
+            None reads the packaged files.
+        word_groups: the word groups of the model's term matcher (None: the packaged ones).
+        sections: the section rules of the model's pipeline, which own the headings (None: the
+            packaged ones).
+        attributes: the attribute rules of the model's pipeline, which own the new and
+            established patient cues (None: the packaged ones).
 
     Raises:
-        RuleFileError: a rule file is invalid.
+        RuleFileError: a rule file is missing from ``rules_dir`` or invalid.
     """
 
-    def __init__(self, kb: KnowledgeBase, *, rules_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        *,
+        rules_dir: Path | None = None,
+        word_groups: WordGroups | None = None,
+        sections: SectionRules | None = None,
+        attributes: AttributeRules | None = None,
+    ) -> None:
         def local(name: str) -> Path | None:
-            path = Path(rules_dir) / name if rules_dir is not None else None
-            return path if path is not None and path.is_file() else None
+            if rules_dir is None:
+                return None
+            path = Path(rules_dir) / name
+            if not path.is_file():
+                raise RuleFileError(f"{path}: missing (a rules folder holds every encounter rule file)")
+            return path
 
         self.kb = _CachedKb(kb)
         kb = self.kb  # type: ignore[assignment]
-        self.reading = load_reading_rules(local("encounter_reading.json"))
+        self.reading = load_reading_rules(local(READING_FILE), sections)
         self.reader = NoteReader(self.reading)
-        self.coverage = Coverage(Normalizer(WordGroups.default()), self.reading)
-        self.diagnoses = DiagnosisCoder(
-            kb, load_diagnosis_rules(local("encounter_diagnoses.json")), self.reading, self.coverage
-        )
-        self.services = ServiceCoder(kb, load_service_rules(local("encounter_services.json")), self.coverage)
-        self.em = EmCoder(kb, load_em_rules(local("encounter_em.json")))
+        self.coverage = Coverage(Normalizer(word_groups or WordGroups.default()), self.reading)
+        self.diagnoses = DiagnosisCoder(kb, load_diagnosis_rules(local(DIAGNOSES_FILE)), self.reading, self.coverage)
+        self.services = ServiceCoder(kb, load_service_rules(local(SERVICES_FILE)), self.coverage)
+        self.em = EmCoder(kb, load_em_rules(local(EM_FILE), attributes))
 
     def code(
         self,

@@ -20,23 +20,25 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import Field, model_validator
 from spacy.tokens import Doc
 
 from pipeline.encounter.diagnoses.state import DxResult, Rule
 from pipeline.encounter.lines import ServiceLine
 from pipeline.encounter.reading import Assertions, NoteView
-from pipeline.encounter.rule_data import CodeSet, LabeledPhrases, Phrases, RuleReader, in_ranges
-from pipeline.errors import RuleFileError
+from pipeline.encounter.rule_data import CodeSet, IcdCodes, LabeledPhrases, Phrases, ServiceRanges, in_ranges
 from pipeline.kb.store import KnowledgeBase
+from pipeline.nlp.components.attribute_rules import ATTRIBUTE_RULES_FILE, AttributeRules, load_attribute_rules
+from pipeline.rulefile import PhraseList, RegexList, RuleFile, RuleModel, Text, load_rules, read_rule_text, schema_field
 from pipeline.types import Patient
 
-EM_SCHEMA = "codesuggest.encounter-em/1"
 EM_FILE = "encounter_em.json"
 
-LEVELS = ("straightforward", "low", "moderate", "high")
 _PROBLEM_LEVELS = ("minimal", "low", "moderate", "high")
+
+LEVELS = ("straightforward", "low", "moderate", "high")
 _DATA_LEVELS = ("minimal", "limited", "moderate", "extensive")
 
 
@@ -58,7 +60,6 @@ class EmRules:
     not_problems: CodeSet
     progression: Phrases
     threat: Phrases
-    problems_why: str
     tests: tuple[tuple[str, Phrases], ...]
     interpreted_here: dict[str, tuple[tuple[str, str], ...]]
     skip_cues: Phrases
@@ -66,7 +67,6 @@ class EmRules:
     interpretation: Phrases
     discussion: Phrases
     external_notes: Phrases
-    data_why: str
     risk_high: Phrases
     risk_moderate: Phrases
     prescription: tuple[re.Pattern[str], ...]
@@ -77,113 +77,142 @@ class EmRules:
     undiagnosed_why: str
 
 
-def load_em_rules(path: Path | None = None) -> EmRules:
+class _Report(RuleModel):
+    no_em_titles: PhraseList
+    separate_cues: PhraseList
+    why: Text
+
+
+class _Place(RuleModel):
+    emergency: PhraseList
+    why: Text
+
+
+class _Patient(RuleModel):
+    why: Text
+
+
+class _Time(RuleModel):
+    patterns: RegexList
+    why: Text
+
+
+class _Problem(RuleModel):
+    class_: Text = Field(alias="class")
+    level: Literal["minimal", "low", "moderate", "high"]
+    codes: IcdCodes
+
+
+class _ProblemCues(RuleModel):
+    progression: PhraseList
+    threat: PhraseList
+
+
+class _Test(RuleModel):
+    name: Text
+    phrases: PhraseList
+
+
+class _Data(RuleModel):
+    tests: Annotated[tuple[_Test, ...], Field(min_length=1)]
+    interpreted_here: dict[str, ServiceRanges]
+    skip_cues: PhraseList
+    historian: RegexList
+    interpretation: PhraseList
+    discussion: PhraseList
+    external_notes: PhraseList
+
+    @model_validator(mode="after")
+    def _known_tests(self) -> _Data:
+        names = {t.name for t in self.tests}
+        for name in self.interpreted_here:
+            if name not in names:
+                raise ValueError(f"interpreted_here: {name!r} is not a test name")
+        return self
+
+
+class _Risk(RuleModel):
+    high: PhraseList
+    moderate: PhraseList
+    prescription_patterns: RegexList
+    otc: PhraseList
+    headings: PhraseList
+    why: Text
+
+
+class _Undiagnosed(RuleModel):
+    codes: IcdCodes
+    why: Text
+
+
+class EmFile(RuleFile):
+    """``encounter_em.json`` (schema ``codesuggest.encounter-em/1``)."""
+
+    schema_id: Literal["codesuggest.encounter-em/1"] = schema_field()
+    report: _Report
+    place: _Place
+    patient: _Patient
+    time: _Time
+    problems: tuple[_Problem, ...]
+    not_problems: IcdCodes
+    problem_cues: _ProblemCues
+    data: _Data
+    risk: _Risk
+    undiagnosed: _Undiagnosed
+
+
+def load_em_rules(path: Path | None = None, attributes: AttributeRules | None = None) -> EmRules:
     """Load and check ``encounter_em.json`` (or ``path``).
+
+    The new and established patient cues are the attribute rules' (``encounter``): that file
+    owns them.
 
     Args:
         path: another file to read instead of the packaged one.
+        attributes: the attribute rules of the model's pipeline (None: the packaged ones).
 
     Returns:
         The rules.
 
     Raises:
-        RuleFileError: the file is invalid; the message names file, line and place.
+        RuleFileError: the file is invalid; the message names file, line and entry.
     """
-    r = RuleReader.open(
-        EM_FILE,
-        EM_SCHEMA,
-        (
-            "report",
-            "place",
-            "patient",
-            "time",
-            "problems",
-            "not_problems",
-            "problem_cues",
-            "data",
-            "risk",
-            "undiagnosed",
-        ),
-        path,
-    )
-    rep = r.section_object("report", {"no_em_titles", "separate_cues", "why"})
-    place = r.section_object("place", {"emergency", "why"})
-    pat = r.section_object("patient", {"new", "established", "why"})
-    tim = r.section_object("time", {"patterns", "why"})
-    cues = r.section_object("problem_cues", {"progression", "threat", "why"})
-    data = r.section_object(
-        "data",
-        {
-            "tests",
-            "interpreted_here",
-            "skip_cues",
-            "historian",
-            "interpretation",
-            "discussion",
-            "external_notes",
-            "why",
-        },
-    )
-    risk = r.section_object("risk", {"high", "moderate", "prescription_patterns", "otc", "headings", "why"})
-    und = r.section_object("undiagnosed", {"codes", "why"})
-    problems = []
-    for _, e, p in r.entries("problems"):
-        r.keys(e, p, {"class", "level", "codes"})
-        problems.append(
-            (
-                r.text(e["class"], (*p, "class")),
-                r.choice(e["level"], (*p, "level"), _PROBLEM_LEVELS),
-                r.codes(e["codes"], (*p, "codes")),
-            )
-        )
-    tests = []
-    for i, t in enumerate(data["tests"] if isinstance(data["tests"], list) else []):
-        tp = ("data", "tests", i)
-        r.keys(t, tp, {"name", "phrases"})
-        tests.append((r.text(t["name"], (*tp, "name")), Phrases(r.phrases(t["phrases"], (*tp, "phrases")))))
-    if not tests:
-        raise RuleFileError(f"{r.where('data', 'tests')}: expected a non-empty list of tests")
-    here = data["interpreted_here"]
-    if not isinstance(here, dict):
-        raise RuleFileError(f"{r.where('data', 'interpreted_here')}: expected test name -> code ranges")
-    names = {n for n, _ in tests}
-    interpreted: dict[str, tuple[tuple[str, str], ...]] = {}
-    for name, ranges in here.items():
-        if name not in names:
-            raise RuleFileError(f"{r.where('data', 'interpreted_here', name)}: {name!r} is not a test name")
-        interpreted[name] = r.service_ranges(ranges, ("data", "interpreted_here", name))
+    text, source = read_rule_text(EM_FILE, path)
+    f = load_rules(EmFile, text, source)
+    rep, pat, data, risk = f.report, f.patient, f.data, f.risk
+    if attributes is None:
+        attributes = load_attribute_rules(*read_rule_text(ATTRIBUTE_RULES_FILE))
+    cues = attributes.encounter
     return EmRules(
-        no_em_titles=Phrases(r.phrases(rep["no_em_titles"], ("report", "no_em_titles"))),
-        separate_cues=Phrases(r.phrases(rep["separate_cues"], ("report", "separate_cues"))),
-        no_em_why=r.text(rep["why"], ("report", "why")),
-        emergency=Phrases(r.phrases(place["emergency"], ("place", "emergency"))),
-        place_why=r.text(place["why"], ("place", "why")),
-        new=Phrases(r.phrases(pat["new"], ("patient", "new"))),
-        established=Phrases(r.phrases(pat["established"], ("patient", "established"))),
-        patient_why=r.text(pat["why"], ("patient", "why")),
-        time_patterns=r.patterns(tim["patterns"], ("time", "patterns")),
-        time_why=r.text(tim["why"], ("time", "why")),
-        problems=tuple(problems),
-        not_problems=r.codes(r.section("not_problems"), ("not_problems",)),
-        progression=Phrases(r.phrases(cues["progression"], ("problem_cues", "progression"))),
-        threat=Phrases(r.phrases(cues["threat"], ("problem_cues", "threat"))),
-        problems_why=r.text(cues["why"], ("problem_cues", "why")),
-        tests=tuple(tests),
-        interpreted_here=interpreted,
-        skip_cues=Phrases(r.phrases(data["skip_cues"], ("data", "skip_cues"))),
-        historian=r.patterns(data["historian"], ("data", "historian")),
-        interpretation=Phrases(r.phrases(data["interpretation"], ("data", "interpretation"))),
-        discussion=Phrases(r.phrases(data["discussion"], ("data", "discussion"))),
-        external_notes=Phrases(r.phrases(data["external_notes"], ("data", "external_notes"))),
-        data_why=r.text(data["why"], ("data", "why")),
-        risk_high=Phrases(r.phrases(risk["high"], ("risk", "high"))),
-        risk_moderate=Phrases(r.phrases(risk["moderate"], ("risk", "moderate"))),
-        prescription=r.patterns(risk["prescription_patterns"], ("risk", "prescription_patterns")),
-        otc=Phrases(r.phrases(risk["otc"], ("risk", "otc"))),
-        risk_headings=Phrases(r.phrases(risk["headings"], ("risk", "headings"))),
-        risk_why=r.text(risk["why"], ("risk", "why")),
-        undiagnosed=r.codes(und["codes"], ("undiagnosed", "codes")),
-        undiagnosed_why=r.text(und["why"], ("undiagnosed", "why")),
+        no_em_titles=Phrases(rep.no_em_titles),
+        separate_cues=Phrases(rep.separate_cues),
+        no_em_why=rep.why,
+        emergency=Phrases(f.place.emergency),
+        place_why=f.place.why,
+        new=Phrases(cues.new_patient),
+        established=Phrases(cues.established_patient),
+        patient_why=pat.why,
+        time_patterns=f.time.patterns,
+        time_why=f.time.why,
+        problems=tuple((p.class_, p.level, p.codes) for p in f.problems),
+        not_problems=f.not_problems,
+        progression=Phrases(f.problem_cues.progression),
+        threat=Phrases(f.problem_cues.threat),
+        tests=tuple((t.name, Phrases(t.phrases)) for t in data.tests),
+        interpreted_here=dict(data.interpreted_here),
+        skip_cues=Phrases(data.skip_cues),
+        historian=data.historian,
+        interpretation=Phrases(data.interpretation),
+        discussion=Phrases(data.discussion),
+        external_notes=Phrases(data.external_notes),
+        risk_high=Phrases(risk.high),
+        risk_moderate=Phrases(risk.moderate),
+        prescription=risk.prescription_patterns,
+        otc=Phrases(risk.otc),
+        risk_headings=Phrases(risk.headings),
+        risk_why=risk.why,
+        undiagnosed=f.undiagnosed.codes,
+        undiagnosed_why=f.undiagnosed.why,
     )
 
 

@@ -21,21 +21,30 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
 from spacy.tokens import Doc
 
-from pipeline.encounter.rule_data import Phrases, RuleReader
-from pipeline.errors import RuleFileError
+from pipeline.encounter.rule_data import Phrases
+from pipeline.nlp.components.section_rules import SECTION_RULES_FILE, SectionRules, load_section_rules
 from pipeline.nlp.extensions import ASSERTIONS, CONTEXT_ATTRIBUTES, MENTIONS
 from pipeline.nlp.textnorm import Normalizer
+from pipeline.rulefile import (
+    NonBlank,
+    Phrase,
+    PhraseList,
+    PositiveInt,
+    RuleFile,
+    RuleModel,
+    load_rules,
+    read_rule_text,
+    schema_field,
+)
 
-READING_SCHEMA = "codesuggest.encounter-reading/1"
 READING_FILE = "encounter_reading.json"
 
 REGION_KINDS = ("diagnostic", "assessment_plan", "family", "other")
-CUE_CATEGORIES = ("negated", "uncertain", "hypothetical")
-CUE_DIRECTIONS = ("forward", "backward")
 
 _HEADING = re.compile(
     r"(?:^|(?<=[.!?]\s)|(?<=[.!?]\s\s))[ \t]*(?P<name>[A-Za-z][A-Za-z0-9 /&'()+-]*?)[ \t]*:(?=\s|$)",
@@ -82,70 +91,82 @@ class ReadingRules:
     source: str = ""
 
 
-def load_reading_rules(path: Path | None = None) -> ReadingRules:
+class _Headings(RuleModel):
+    max_words: PositiveInt
+    diagnostic: PhraseList
+    with_plan: PhraseList
+    not_final: PhraseList
+
+
+class _Statements(RuleModel):
+    comment_separators: Annotated[tuple[NonBlank, ...], Field(min_length=1)]
+    non_diagnostic_starts: PhraseList
+    generic_terms: PhraseList
+
+
+class _Cue(RuleModel):
+    category: Literal["negated", "uncertain", "hypothetical"]
+    direction: Literal["forward", "backward"]
+    phrases: PhraseList
+
+
+class _Coverage(RuleModel):
+    ignorable_words: PhraseList
+    irregular_forms: dict[Phrase, Phrase]
+    implied_terms: dict[str, PhraseList]
+    default_qualifiers: PhraseList
+
+
+class ReadingFile(RuleFile):
+    """``encounter_reading.json`` (schema ``codesuggest.encounter-reading/1``)."""
+
+    schema_id: Literal["codesuggest.encounter-reading/1"] = schema_field()
+    headings: _Headings
+    statements: _Statements
+    assertion_cues: tuple[_Cue, ...]
+    coverage: _Coverage
+
+
+def packaged_section_rules() -> SectionRules:
+    """The packaged section rules (``resources/section_rules.json``)."""
+    return load_section_rules(*read_rule_text(SECTION_RULES_FILE))
+
+
+def load_reading_rules(path: Path | None = None, sections: SectionRules | None = None) -> ReadingRules:
     """Load and check ``encounter_reading.json`` (or ``path``).
+
+    The family-history headings are the section rules' (``family_history``): that file owns
+    the headings.
 
     Args:
         path: another file to read instead of the packaged one.
+        sections: the section rules of the model's pipeline (None: the packaged ones).
 
     Returns:
         The rules.
 
     Raises:
-        RuleFileError: the file is invalid; the message names file, line and place.
+        RuleFileError: the file is invalid; the message names file, line and entry.
     """
-    r = RuleReader.open(READING_FILE, READING_SCHEMA, ("headings", "statements", "assertion_cues", "coverage"), path)
-    h = r.section_object("headings", {"max_words", "diagnostic", "with_plan", "not_final", "family"})
-    s = r.section_object("statements", {"comment_separators", "non_diagnostic_starts", "generic_terms"})
-    c = r.section_object(
-        "coverage",
-        {"ignorable_words", "irregular_forms", "implied_terms", "default_qualifiers"},
-    )
-    separators = s["comment_separators"]
-    if (
-        not isinstance(separators, list)
-        or not separators
-        or not all(isinstance(x, str) and x.strip() for x in separators)
-    ):
-        raise_at = r.where("statements", "comment_separators")
-        raise RuleFileError(f"{raise_at}: expected a non-empty list of separators")
-    cues = []
-    for _, entry, path_ in r.entries("assertion_cues"):
-        r.keys(entry, path_, {"category", "direction", "phrases"})
-        cues.append(
-            (
-                r.choice(entry["category"], (*path_, "category"), CUE_CATEGORIES),
-                r.choice(entry["direction"], (*path_, "direction"), CUE_DIRECTIONS),
-                Phrases(r.phrases(entry["phrases"], (*path_, "phrases"))),
-            )
-        )
-    forms = c["irregular_forms"]
-    if not isinstance(forms, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and k == k.lower() and v == v.lower() for k, v in forms.items()
-    ):
-        raise RuleFileError(f"{r.where('coverage', 'irregular_forms')}: expected lower-case word -> word")
+    text, source = read_rule_text(READING_FILE, path)
+    f = load_rules(ReadingFile, text, source)
+    h, s, c = f.headings, f.statements, f.coverage
     return ReadingRules(
-        max_heading_words=int(r.number(h["max_words"], ("headings", "max_words"), integer=True, minimum=1)),
-        diagnostic_headings=Phrases(r.phrases(h["diagnostic"], ("headings", "diagnostic"))),
-        plan_headings=Phrases(r.phrases(h["with_plan"], ("headings", "with_plan"))),
-        not_final_headings=Phrases(r.phrases(h["not_final"], ("headings", "not_final"))),
-        family_headings=Phrases(r.phrases(h["family"], ("headings", "family"))),
-        comment_separators=tuple(separators),
-        non_diagnostic_starts=Phrases(r.phrases(s["non_diagnostic_starts"], ("statements", "non_diagnostic_starts"))),
-        generic_terms=frozenset(r.phrases(s["generic_terms"], ("statements", "generic_terms"))),
-        cues=tuple(cues),
-        ignorable_words=frozenset(r.phrases(c["ignorable_words"], ("coverage", "ignorable_words"))),
-        irregular_forms=dict(forms),
-        implied_terms=_implied(r, c["implied_terms"]),
-        default_qualifiers=r.phrases(c["default_qualifiers"], ("coverage", "default_qualifiers")),
-        source=r.source,
+        max_heading_words=h.max_words,
+        diagnostic_headings=Phrases(h.diagnostic),
+        plan_headings=Phrases(h.with_plan),
+        not_final_headings=Phrases(h.not_final),
+        family_headings=Phrases((sections or packaged_section_rules()).literals("family_history")),
+        comment_separators=s.comment_separators,
+        non_diagnostic_starts=Phrases(s.non_diagnostic_starts),
+        generic_terms=frozenset(s.generic_terms),
+        cues=tuple((cue.category, cue.direction, Phrases(cue.phrases)) for cue in f.assertion_cues),
+        ignorable_words=frozenset(c.ignorable_words),
+        irregular_forms=dict(c.irregular_forms),
+        implied_terms=dict(c.implied_terms),
+        default_qualifiers=c.default_qualifiers,
+        source=source,
     )
-
-
-def _implied(r: RuleReader, value: Any) -> dict[str, tuple[str, ...]]:
-    if not isinstance(value, dict):
-        raise RuleFileError(f"{r.where('coverage', 'implied_terms')}: expected main term -> phrases")
-    return {k: r.phrases(v, ("coverage", "implied_terms", k)) for k, v in value.items()}
 
 
 @dataclass(frozen=True, slots=True)

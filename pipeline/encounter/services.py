@@ -20,20 +20,31 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
 from spacy.tokens import Doc
 
 from pipeline.encounter.diagnoses.state import DxCode, Rule
 from pipeline.encounter.em import EmDecision
 from pipeline.encounter.lines import ServiceLine
 from pipeline.encounter.reading import Assertions, Coverage, Mention, NoteView
-from pipeline.encounter.rule_data import CodeSet, Phrases, RuleReader, in_ranges
-from pipeline.errors import RuleFileError
+from pipeline.encounter.rule_data import CodeSet, IcdCodes, Phrases, ServiceCode, ServiceRanges, in_ranges
 from pipeline.kb.sources.hcpcs import load_hcpcs_synonyms
 from pipeline.kb.store import KnowledgeBase
+from pipeline.rulefile import (
+    NonNegativeInt,
+    PhraseList,
+    PositiveInt,
+    RegexList,
+    RuleFile,
+    RuleModel,
+    Text,
+    load_rules,
+    read_rule_text,
+    schema_field,
+)
 
-SERVICES_SCHEMA = "codesuggest.encounter-services/1"
 SERVICES_FILE = "encounter_services.json"
 
 SERVICE_KINDS = frozenset({"procedure", "supply", "drug"})
@@ -64,17 +75,13 @@ class ServiceRules:
     sent_out: Phrases
     sent_out_patterns: tuple[re.Pattern[str], ...]
     performed: Phrases
-    others_did: Phrases
     ambiguous_terms: frozenset[str]
     timed_codes: tuple[tuple[str, str], ...]
     timed_patterns: tuple[re.Pattern[str], ...]
-    timed_why: str
     administration: Phrases
-    administration_why: str
     supplied: Phrases
     emergency: Phrases
     emergency_allowed: tuple[tuple[str, str], ...]
-    emergency_why: str
     pt_codes: tuple[tuple[str, str], ...]
     professional: Phrases
     technical: Phrases
@@ -106,8 +113,144 @@ class ServiceRules:
     supports: tuple[tuple[tuple[tuple[str, str], ...], CodeSet, str], ...]
     tests: tuple[tuple[Phrases, str], ...]
     pointer_exclude: CodeSet
-    separately_evaluated: Phrases
     modifier_order: tuple[str, ...]
+
+
+class _Context(RuleModel):
+    not_today: PhraseList
+    not_today_patterns: RegexList
+    past: PhraseList
+    sent_out: PhraseList
+    sent_out_patterns: RegexList
+    performed: PhraseList
+
+
+class _Timed(RuleModel):
+    codes: ServiceRanges
+    patterns: RegexList
+
+
+class _Administration(RuleModel):
+    cues: PhraseList
+    supply_cues: PhraseList
+
+
+class _Place(RuleModel):
+    emergency: PhraseList
+    emergency_allowed: ServiceRanges
+
+
+class _ProfessionalTechnical(RuleModel):
+    codes: ServiceRanges
+    professional: PhraseList
+    technical: PhraseList
+    office_equipment: PhraseList
+    why: Text
+
+
+class _Laterality(RuleModel):
+    codes: ServiceRanges
+    bilateral_codes: ServiceRanges
+    why: Text
+
+
+class _Modifier25(RuleModel):
+    not_with: ServiceRanges
+    why: Text
+
+
+class _Distinct(RuleModel):
+    pairs: tuple[Annotated[tuple[ServiceCode, ...], Field(min_length=2, max_length=2)], ...]
+    why: Text
+
+
+class _Waived(RuleModel):
+    phrases: PhraseList
+    codes: ServiceRanges
+    why: Text
+
+
+class _Replacement(RuleModel):
+    code: ServiceCode
+    by_category: Text
+    to: ServiceCode
+    why: Text
+
+
+class _Bundle(RuleModel):
+    codes: ServiceRanges
+    with_: ServiceRanges = Field(alias="with")
+    why: Text
+
+
+class _AddOn(RuleModel):
+    primary: ServiceCode
+    add_on: ServiceCode
+    count: RegexList
+    minus: NonNegativeInt
+    max: PositiveInt
+    why: Text
+
+
+class _SiteGroup(RuleModel):
+    group: Text
+    words: PhraseList
+
+
+class _Repairs(RuleModel):
+    codes: ServiceRanges
+    length_patterns: RegexList
+    site_groups: Annotated[tuple[_SiteGroup, ...], Field(min_length=1)]
+    why: Text
+
+
+class _Features(RuleModel):
+    negative_prefixes: PhraseList
+    defaults: dict[str, str]
+    why: Text
+
+
+class _Units(RuleModel):
+    dose_patterns: RegexList
+    count_patterns: RegexList
+    why: Text
+
+
+class _Support(RuleModel):
+    codes: ServiceRanges
+    diagnoses: IcdCodes
+    why: Text
+
+
+class _Test(RuleModel):
+    phrases: PhraseList
+    code: ServiceCode
+
+
+class ServicesFile(RuleFile):
+    """``encounter_services.json`` (schema ``codesuggest.encounter-services/1``)."""
+
+    schema_id: Literal["codesuggest.encounter-services/1"] = schema_field()
+    context: _Context
+    ambiguous_terms: PhraseList
+    timed_codes: _Timed
+    drug_administration: _Administration
+    place: _Place
+    professional_technical: _ProfessionalTechnical
+    laterality: _Laterality
+    modifier_25: _Modifier25
+    distinct: _Distinct
+    waived: _Waived
+    replacements: tuple[_Replacement, ...]
+    bundles: tuple[_Bundle, ...]
+    add_ons: tuple[_AddOn, ...]
+    repairs: _Repairs
+    features: _Features
+    units: _Units
+    supports: tuple[_Support, ...]
+    tests: tuple[_Test, ...]
+    pointer_exclude: IcdCodes
+    modifier_order: tuple[Annotated[str, Field(min_length=2, max_length=2)], ...]
 
 
 def load_service_rules(path: Path | None = None) -> ServiceRules:
@@ -120,167 +263,57 @@ def load_service_rules(path: Path | None = None) -> ServiceRules:
         The rules.
 
     Raises:
-        RuleFileError: the file is invalid; the message names file, line and place.
+        RuleFileError: the file is invalid; the message names file, line and entry.
     """
-    sections = (
-        "context",
-        "ambiguous_terms",
-        "timed_codes",
-        "drug_administration",
-        "place",
-        "professional_technical",
-        "laterality",
-        "modifier_25",
-        "distinct",
-        "waived",
-        "replacements",
-        "bundles",
-        "add_ons",
-        "repairs",
-        "features",
-        "units",
-        "supports",
-        "tests",
-        "pointer_exclude",
-        "separately_evaluated",
-        "modifier_order",
-    )
-    r = RuleReader.open(SERVICES_FILE, SERVICES_SCHEMA, sections, path)
-    ctx = r.section_object(
-        "context",
-        {"not_today", "not_today_patterns", "past", "sent_out", "sent_out_patterns", "performed", "others_did"},
-    )
-    timed = r.section_object("timed_codes", {"codes", "patterns", "why"})
-    adm = r.section_object("drug_administration", {"cues", "supply_cues", "why"})
-    place = r.section_object("place", {"emergency", "emergency_allowed", "why"})
-    pt = r.section_object(
-        "professional_technical",
-        {"codes", "professional", "technical", "office_equipment", "why"},
-    )
-    lat = r.section_object("laterality", {"codes", "bilateral_codes", "why"})
-    m25 = r.section_object("modifier_25", {"not_with", "why"})
-    dis = r.section_object("distinct", {"pairs", "why"})
-    waived = r.section_object("waived", {"phrases", "codes", "why"})
-    rep = r.section_object("repairs", {"codes", "length_patterns", "site_groups", "why"})
-    feat = r.section_object("features", {"negative_prefixes", "defaults", "why"})
-    units = r.section_object("units", {"dose_patterns", "count_patterns", "why"})
-    pairs = []
-    for i, pair in enumerate(dis["pairs"] if isinstance(dis["pairs"], list) else []):
-        pairs.append(tuple(r.service_codes(pair, ("distinct", "pairs", i))))
-        if len(pair) != 2:
-            raise RuleFileError(f"{r.where('distinct', 'pairs', i)}: a pair has two codes")
-    replacements = []
-    for _, e, p in r.entries("replacements"):
-        r.keys(e, p, {"code", "by_category", "to", "why"})
-        replacements.append(
-            (
-                r.service_codes([e["code"]], (*p, "code"))[0],
-                r.text(e["by_category"], (*p, "by_category")),
-                r.service_codes([e["to"]], (*p, "to"))[0],
-                r.text(e["why"], (*p, "why")),
-            )
-        )
-    bundles = []
-    for _, e, p in r.entries("bundles"):
-        r.keys(e, p, {"codes", "with", "why"})
-        bundles.append(
-            (
-                r.service_ranges(e["codes"], (*p, "codes")),
-                r.service_ranges(e["with"], (*p, "with")),
-                r.text(e["why"], (*p, "why")),
-            )
-        )
-    add_ons = []
-    for _, e, p in r.entries("add_ons"):
-        r.keys(e, p, {"primary", "add_on", "count", "minus", "max", "why"})
-        add_ons.append(
-            (
-                r.service_codes([e["primary"]], (*p, "primary"))[0],
-                r.service_codes([e["add_on"]], (*p, "add_on"))[0],
-                r.patterns(e["count"], (*p, "count")),
-                int(r.number(e["minus"], (*p, "minus"), integer=True, minimum=0)),
-                int(r.number(e["max"], (*p, "max"), integer=True, minimum=1)),
-                r.text(e["why"], (*p, "why")),
-            )
-        )
-    groups = []
-    for i, g in enumerate(rep["site_groups"] if isinstance(rep["site_groups"], list) else []):
-        gp = ("repairs", "site_groups", i)
-        r.keys(g, gp, {"group", "words"})
-        groups.append((r.text(g["group"], (*gp, "group")), frozenset(r.phrases(g["words"], (*gp, "words")))))
-    if not groups:
-        raise RuleFileError(f"{r.where('repairs', 'site_groups')}: expected site groups")
-    defaults = feat["defaults"]
-    if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
-        raise RuleFileError(f"{r.where('features', 'defaults')}: expected feature -> value")
-    supports = []
-    for _, e, p in r.entries("supports"):
-        r.keys(e, p, {"codes", "diagnoses", "why"})
-        supports.append(
-            (
-                r.service_ranges(e["codes"], (*p, "codes")),
-                r.codes(e["diagnoses"], (*p, "diagnoses")),
-                r.text(e["why"], (*p, "why")),
-            )
-        )
-    tests = []
-    for _, e, p in r.entries("tests"):
-        r.keys(e, p, {"phrases", "code"})
-        tests.append((Phrases(r.phrases(e["phrases"], (*p, "phrases"))), r.service_codes([e["code"]], (*p, "code"))[0]))
-    order = r.section("modifier_order")
-    if not isinstance(order, list) or not all(isinstance(x, str) and len(x) == 2 for x in order):
-        raise RuleFileError(f"{r.where('modifier_order')}: expected two-character modifiers")
+    text, source = read_rule_text(SERVICES_FILE, path)
+    f = load_rules(ServicesFile, text, source)
+    ctx, adm, pt, lat, rep = f.context, f.drug_administration, f.professional_technical, f.laterality, f.repairs
     return ServiceRules(
-        not_today=Phrases(r.phrases(ctx["not_today"], ("context", "not_today"))),
-        not_today_patterns=r.patterns(ctx["not_today_patterns"], ("context", "not_today_patterns")),
-        past=Phrases(r.phrases(ctx["past"], ("context", "past"))),
-        sent_out=Phrases(r.phrases(ctx["sent_out"], ("context", "sent_out"))),
-        sent_out_patterns=r.patterns(ctx["sent_out_patterns"], ("context", "sent_out_patterns")),
-        performed=Phrases(r.phrases(ctx["performed"], ("context", "performed"))),
-        others_did=Phrases(r.phrases(ctx["others_did"], ("context", "others_did"))),
-        ambiguous_terms=frozenset(r.phrases(r.section("ambiguous_terms"), ("ambiguous_terms",))),
-        timed_codes=r.service_ranges(timed["codes"], ("timed_codes", "codes")),
-        timed_patterns=r.patterns(timed["patterns"], ("timed_codes", "patterns")),
-        timed_why=r.text(timed["why"], ("timed_codes", "why")),
-        administration=Phrases(r.phrases(adm["cues"], ("drug_administration", "cues"))),
-        administration_why=r.text(adm["why"], ("drug_administration", "why")),
-        supplied=Phrases(r.phrases(adm["supply_cues"], ("drug_administration", "supply_cues"))),
-        emergency=Phrases(r.phrases(place["emergency"], ("place", "emergency"))),
-        emergency_allowed=r.service_ranges(place["emergency_allowed"], ("place", "emergency_allowed")),
-        emergency_why=r.text(place["why"], ("place", "why")),
-        pt_codes=r.service_ranges(pt["codes"], ("professional_technical", "codes")),
-        professional=Phrases(r.phrases(pt["professional"], ("professional_technical", "professional"))),
-        technical=Phrases(r.phrases(pt["technical"], ("professional_technical", "technical"))),
-        office_equipment=Phrases(r.phrases(pt["office_equipment"], ("professional_technical", "office_equipment"))),
-        pt_why=r.text(pt["why"], ("professional_technical", "why")),
-        laterality_codes=r.service_ranges(lat["codes"], ("laterality", "codes")),
-        bilateral_codes=r.service_ranges(lat["bilateral_codes"], ("laterality", "bilateral_codes")),
-        laterality_why=r.text(lat["why"], ("laterality", "why")),
-        no_25=r.service_ranges(m25["not_with"], ("modifier_25", "not_with")),
-        why_25=r.text(m25["why"], ("modifier_25", "why")),
-        distinct_pairs=tuple((a, b) for a, b in pairs),
-        distinct_why=r.text(dis["why"], ("distinct", "why")),
-        waived=Phrases(r.phrases(waived["phrases"], ("waived", "phrases"))),
-        waived_codes=r.service_ranges(waived["codes"], ("waived", "codes")),
-        waived_why=r.text(waived["why"], ("waived", "why")),
-        replacements=tuple(replacements),
-        bundles=tuple(bundles),
-        add_ons=tuple(add_ons),
-        repair_codes=r.service_ranges(rep["codes"], ("repairs", "codes")),
-        repair_lengths=r.patterns(rep["length_patterns"], ("repairs", "length_patterns")),
-        repair_groups=tuple(groups),
-        repair_why=r.text(rep["why"], ("repairs", "why")),
-        negative_prefixes=r.phrases(feat["negative_prefixes"], ("features", "negative_prefixes")),
-        feature_defaults=dict(defaults),
-        features_why=r.text(feat["why"], ("features", "why")),
-        dose_patterns=r.patterns(units["dose_patterns"], ("units", "dose_patterns")),
-        count_patterns=r.patterns(units["count_patterns"], ("units", "count_patterns")),
-        units_why=r.text(units["why"], ("units", "why")),
-        supports=tuple(supports),
-        tests=tuple(tests),
-        pointer_exclude=r.codes(r.section("pointer_exclude"), ("pointer_exclude",)),
-        separately_evaluated=Phrases(r.phrases(r.section("separately_evaluated"), ("separately_evaluated",))),
-        modifier_order=tuple(order),
+        not_today=Phrases(ctx.not_today),
+        not_today_patterns=ctx.not_today_patterns,
+        past=Phrases(ctx.past),
+        sent_out=Phrases(ctx.sent_out),
+        sent_out_patterns=ctx.sent_out_patterns,
+        performed=Phrases(ctx.performed),
+        ambiguous_terms=frozenset(f.ambiguous_terms),
+        timed_codes=f.timed_codes.codes,
+        timed_patterns=f.timed_codes.patterns,
+        administration=Phrases(adm.cues),
+        supplied=Phrases(adm.supply_cues),
+        emergency=Phrases(f.place.emergency),
+        emergency_allowed=f.place.emergency_allowed,
+        pt_codes=pt.codes,
+        professional=Phrases(pt.professional),
+        technical=Phrases(pt.technical),
+        office_equipment=Phrases(pt.office_equipment),
+        pt_why=pt.why,
+        laterality_codes=lat.codes,
+        bilateral_codes=lat.bilateral_codes,
+        laterality_why=lat.why,
+        no_25=f.modifier_25.not_with,
+        why_25=f.modifier_25.why,
+        distinct_pairs=tuple((a, b) for a, b in f.distinct.pairs),
+        distinct_why=f.distinct.why,
+        waived=Phrases(f.waived.phrases),
+        waived_codes=f.waived.codes,
+        waived_why=f.waived.why,
+        replacements=tuple((r.code, r.by_category, r.to, r.why) for r in f.replacements),
+        bundles=tuple((b.codes, b.with_, b.why) for b in f.bundles),
+        add_ons=tuple((a.primary, a.add_on, a.count, a.minus, a.max, a.why) for a in f.add_ons),
+        repair_codes=rep.codes,
+        repair_lengths=rep.length_patterns,
+        repair_groups=tuple((g.group, frozenset(g.words)) for g in rep.site_groups),
+        repair_why=rep.why,
+        negative_prefixes=f.features.negative_prefixes,
+        feature_defaults=dict(f.features.defaults),
+        features_why=f.features.why,
+        dose_patterns=f.units.dose_patterns,
+        count_patterns=f.units.count_patterns,
+        units_why=f.units.why,
+        supports=tuple((s.codes, s.diagnoses, s.why) for s in f.supports),
+        tests=tuple((Phrases(t.phrases), t.code) for t in f.tests),
+        pointer_exclude=f.pointer_exclude,
+        modifier_order=f.modifier_order,
     )
 
 

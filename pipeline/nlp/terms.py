@@ -10,23 +10,23 @@ meets "right ankle sprain", "sprain of the right ankle" and "sprained R ankle".
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
-from pipeline.errors import RuleFileError
+from pipeline.errors import MalformedCodeError
 from pipeline.kb.model import CodeRecord, IndexEntry, normalize_code
 from pipeline.kb.store import KnowledgeBase
+from pipeline.nlp.components.rules import MentionKind
 from pipeline.nlp.textnorm import Normalizer
+from pipeline.rulefile import NonBlank, RuleFile, RuleModel, entry_error, load_rules, read_rule_text, schema_field
 
 logger = logging.getLogger(__name__)
 
-LEXICON_SCHEMA = "codesuggest.clinical-lexicon/1"
+LEXICON_FILE = "clinical_lexicon.json"
 
 # Sources, in the order a coder trusts them.
 SOURCES = (
@@ -141,6 +141,27 @@ class LexiconEntry:
     case_sensitive: bool = False
 
 
+class _LexiconEntry(RuleModel):
+    phrase: NonBlank
+    code: str
+    system: Literal["ICD10CM", "CPT", "HCPCS"] = "ICD10CM"
+    kind: MentionKind = "diagnosis"
+    case_sensitive: bool = False
+    note: str | None = None  # for people
+
+    def entry(self) -> LexiconEntry:
+        """The entry with its code normalised (raises MalformedCodeError)."""
+        system, code = normalize_code(self.code, self.system)
+        return LexiconEntry(self.phrase.strip(), code, system, self.kind, self.case_sensitive)
+
+
+class LexiconFile(RuleFile):
+    """``clinical_lexicon.json`` (schema ``codesuggest.clinical-lexicon/1``)."""
+
+    schema_id: Literal["codesuggest.clinical-lexicon/1"] = schema_field()
+    entries: tuple[_LexiconEntry, ...] = ()
+
+
 def load_lexicon(text: str | None = None, source: str = "clinical_lexicon.json") -> list[LexiconEntry]:
     """Load and validate the clinical lexicon.
 
@@ -152,43 +173,18 @@ def load_lexicon(text: str | None = None, source: str = "clinical_lexicon.json")
         The entries, in file order.
 
     Raises:
-        RuleFileError: wrong schema, unknown keys or bad values (the message names the entry).
+        RuleFileError: wrong schema, unknown keys or bad values (the message names the line and
+            the entry).
     """
     if text is None:
-        text = resources.files("pipeline.resources").joinpath("clinical_lexicon.json").read_text("utf-8")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RuleFileError(f"{source}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
-    if not isinstance(data, dict) or data.get("schema") != LEXICON_SCHEMA:
-        raise RuleFileError(f"{source}: expected schema {LEXICON_SCHEMA!r}")
-    unknown = set(data) - {"schema", "description", "entries"}
-    if unknown:
-        raise RuleFileError(f"{source}: unknown top-level keys {sorted(unknown)}")
-    entries: list[LexiconEntry] = []
-    allowed = {"phrase", "code", "system", "kind", "case_sensitive", "note"}
-    kinds = {"diagnosis", "symptom", "procedure", "supply", "external", "drug", "finding"}
-    for i, item in enumerate(data.get("entries", [])):
-        where = f"{source}: entries[{i}]"
-        if not isinstance(item, dict):
-            raise RuleFileError(f"{where}: must be an object")
-        bad = set(item) - allowed
-        if bad:
-            raise RuleFileError(f"{where}: unknown keys {sorted(bad)}")
-        phrase, code = item.get("phrase"), item.get("code")
-        if not isinstance(phrase, str) or not phrase.strip():
-            raise RuleFileError(f"{where}: 'phrase' must be a non-empty string")
-        if not isinstance(code, str):
-            raise RuleFileError(f"{where}: 'code' must be a string")
-        system = item.get("system", "ICD10CM")
+        text, source = read_rule_text(LEXICON_FILE)
+    f = load_rules(LexiconFile, text, source)
+    entries = []
+    for i, item in enumerate(f.entries):
         try:
-            system, code = normalize_code(code, system)
-        except Exception as exc:
-            raise RuleFileError(f"{where}: {exc}") from exc
-        kind = item.get("kind", "diagnosis")
-        if kind not in kinds:
-            raise RuleFileError(f"{where}: kind {kind!r} not one of {sorted(kinds)}")
-        entries.append(LexiconEntry(phrase.strip(), code, system, kind, bool(item.get("case_sensitive", False))))
+            entries.append(item.entry())
+        except MalformedCodeError as exc:
+            raise entry_error(text, source, ("entries", i), str(exc)) from None
     return entries
 
 

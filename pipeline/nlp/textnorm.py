@@ -9,18 +9,18 @@ kept as data in ``resources/word_groups.json``.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from nltk.stem.snowball import EnglishStemmer
+from pydantic import Field
 
-from pipeline.errors import RuleFileError
+from pipeline.rulefile import RuleFile, load_rules, read_rule_text, schema_field
 
 WORD_RE = re.compile(r"[A-Za-z0-9]+")
 
@@ -46,6 +46,16 @@ _SPELLING = (
 )
 
 WORD_GROUPS_SCHEMA = "codesuggest.word-groups/1"
+WORD_GROUPS_FILE = "word_groups.json"
+
+
+class WordGroupsFile(RuleFile):
+    """``word_groups.json`` (schema ``codesuggest.word-groups/1``)."""
+
+    schema_id: Literal["codesuggest.word-groups/1"] = schema_field()
+    groups: tuple[Annotated[tuple[Annotated[str, Field(min_length=1)], ...], Field(min_length=2)], ...] = ()
+    stopwords: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
 
 
 @dataclass
@@ -64,36 +74,33 @@ class WordGroups:
     optional: frozenset[str] = frozenset()
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str) -> WordGroups:
-        """Validate and build from parsed JSON.
+    def load(cls, text: str, source: str) -> WordGroups:
+        """Validate and build from a word-groups file's text.
 
         Raises:
-            RuleFileError: wrong schema, unknown keys or bad values, naming ``source``.
+            RuleFileError: invalid JSON, wrong schema, unknown keys or bad values; the message
+                names ``source``, the line and the entry.
         """
-        if data.get("schema") != WORD_GROUPS_SCHEMA:
-            raise RuleFileError(f"{source}: expected schema {WORD_GROUPS_SCHEMA!r}")
-        unknown = set(data) - {"schema", "description", "groups", "stopwords", "optional"}
-        if unknown:
-            raise RuleFileError(f"{source}: unknown keys {sorted(unknown)}")
-        groups = data.get("groups", [])
-        for i, group in enumerate(groups):
-            if not isinstance(group, list) or len(group) < 2 or not all(isinstance(w, str) and w for w in group):
-                raise RuleFileError(f"{source}: groups[{i}] must be a list of at least two words")
-        for key in ("stopwords", "optional"):
-            words = data.get(key, [])
-            if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-                raise RuleFileError(f"{source}: {key} must be a list of words")
+        f = load_rules(WordGroupsFile, text, source)
         return cls(
-            groups=[list(g) for g in groups],
-            stopwords=frozenset(w.lower() for w in data.get("stopwords", [])),
-            optional=frozenset(w.lower() for w in data.get("optional", [])),
+            groups=[list(g) for g in f.groups],
+            stopwords=frozenset(w.lower() for w in f.stopwords),
+            optional=frozenset(w.lower() for w in f.optional),
         )
+
+    @classmethod
+    def read(cls, path: str | Path | None = None) -> WordGroups:
+        """Load ``path``, or the packaged ``resources/word_groups.json`` when None.
+
+        Raises:
+            RuleFileError: the file cannot be read or is invalid.
+        """
+        return cls.load(*read_rule_text(WORD_GROUPS_FILE, path))
 
     @classmethod
     def default(cls) -> WordGroups:
         """Load the packaged ``resources/word_groups.json``."""
-        ref = resources.files("pipeline.resources").joinpath("word_groups.json")
-        return cls.from_dict(json.loads(ref.read_text(encoding="utf-8")), source=str(ref))
+        return cls.read()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (the same schema the loader reads)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ from pipeline.ranking.estimators import CodeRanker, DocumentModel
 
 MODEL_KIND = "model"
 # Version 2: the estimators moved from pipeline.ranker to pipeline.ranking.estimators, so the pickles
-# of a version-1 artefact name modules that no longer exist.
-MODEL_SCHEMA = "codesuggest.model-settings/2"
+# of a version-1 artefact name modules that no longer exist. Version 3: the encounter rule files are
+# saved in the artefact (``encounter/``) and hashed in its manifest; a version-2 artefact has none.
+MODEL_SCHEMA = "codesuggest.model-settings/3"
 
 
 @dataclass
@@ -116,8 +118,9 @@ def write_model(
     ranker: CodeRanker,
     settings: dict[str, Any],
     manifest: Manifest,
+    rule_files: Mapping[str, str],
 ) -> None:
-    """Write a model artefact folder atomically: pipeline, estimators, settings, model card, manifest.
+    """Write a model artefact folder atomically: pipeline, estimators, rules, settings, model card, manifest.
 
     Args:
         out_dir: the folder to write (replaced as a whole).
@@ -126,12 +129,19 @@ def write_model(
         ranker: the fitted ranker.
         settings: what ``model.json`` holds (schema, threshold, params, priors, kb).
         manifest: the manifest to write (file hashes are added).
+        rule_files: rule files the model reads besides its pipeline's (the encounter rules), as
+            folder-relative path -> validated text; saved and hashed with the rest, so that the
+            model's answers do not change when the package's copies do.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         shutil.copytree(saved_pipeline, staging / "nlp")
+        for rel, text in rule_files.items():
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, "utf-8")
         joblib.dump(model, staging / "document_model.joblib", compress=3)
         joblib.dump(ranker, staging / "ranker.joblib", compress=3)
         (staging / "model.json").write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n", "utf-8")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,8 @@ def train_model(
     corpus_refs: Sequence[Path] = (),
     progress: bool = True,
     pipeline_from: Path | None = None,
+    *,
+    rule_files: Mapping[str, str],
 ) -> Manifest:
     """Train and save a model artefact.
 
@@ -77,6 +79,8 @@ def train_model(
         progress: show progress bars.
         pipeline_from: reuse the spaCy pipeline of this model folder (verified first) instead of
             building it from the knowledge base: saves a minute when only the ranker changes.
+        rule_files: the rule files the model reads besides its pipeline's (the encounter rules:
+            :func:`pipeline.encounter.coder.encounter_rule_files`), saved in the artefact.
 
     Returns:
         The written manifest.
@@ -179,7 +183,7 @@ def train_model(
             "kb": settings["kb"],
         },
     )
-    write_model(out_dir, saved_pipeline, final_model, ranker, settings, manifest)
+    write_model(out_dir, saved_pipeline, final_model, ranker, settings, manifest, rule_files)
     pristine.cleanup()
     logger.info("model written to %s in %.0f s", out_dir, elapsed)
     return read_manifest(out_dir)

@@ -5,11 +5,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pipeline.encounter.rule_data import CodeSet, Phrases, RuleReader
-from pipeline.errors import RuleFileError
+from pydantic import Field, model_validator
 
-DIAGNOSES_SCHEMA = "codesuggest.encounter-diagnoses/1"
+from pipeline.encounter.rule_data import CodeSet, IcdCode, IcdCodes, Phrases
+from pipeline.rulefile import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    OptionalPhrases,
+    PhraseList,
+    RegexList,
+    RuleFile,
+    RuleModel,
+    Text,
+    load_rules,
+    read_rule_text,
+    schema_field,
+)
+
 DIAGNOSES_FILE = "encounter_diagnoses.json"
 
 
@@ -106,7 +120,121 @@ def rule_codes(rules: DiagnosisRules) -> set[str]:
     return codes
 
 
-_SEVENTH_KEYS = ("sequela", "subsequent", "initial", "open", "open_severe", "closed", "delayed", "nonunion", "malunion")
+class _Mapping(RuleModel):
+    conditions: IcdCodes
+    code: IcdCode
+    why: Text
+
+
+class _CurrentWhenTreated(RuleModel):
+    conditions: IcdCodes
+    cues: PhraseList
+    why: Text
+
+
+class _Integral(RuleModel):
+    symptoms: IcdCodes
+    diagnoses: IcdCodes
+    why: Text
+
+
+class _Combination(RuleModel):
+    all_of: tuple[IcdCodes, ...]
+    none_of: tuple[IcdCodes, ...] = ()
+    code: IcdCode | None = None
+    remove: IcdCodes
+    why: Text
+
+
+class _Redirect(RuleModel):
+    code: IcdCodes
+    with_: IcdCodes = Field(alias="with")
+    to: IcdCode
+    history: bool
+    why: Text
+
+
+class _Companion(RuleModel):
+    code: IcdCode
+    phrases: PhraseList
+
+
+class _Band(RuleModel):
+    min: NonNegativeFloat
+    max: NonNegativeFloat
+    code: IcdCode
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Band:
+        if self.max < self.min:
+            raise ValueError("max below min")
+        return self
+
+
+class _Bmi(RuleModel):
+    patterns: RegexList
+    adult_age: NonNegativeInt
+    bands: Annotated[tuple[_Band, ...], Field(min_length=1)]
+
+
+class _NotReported(RuleModel):
+    codes: IcdCodes
+    why: Text
+
+
+class _Query(RuleModel):
+    kind: Literal["term", "lab"]
+    phrases: PhraseList
+    code_prefix: Text
+    question: Text
+    treatment: OptionalPhrases = ()
+    why: Text
+
+    @model_validator(mode="after")
+    def _lab_treatment(self) -> _Query:
+        if self.kind == "lab" and not self.treatment:
+            raise ValueError("a 'lab' query needs 'treatment' phrases")
+        return self
+
+
+class _Seventh(RuleModel):
+    sequela: PhraseList
+    subsequent: PhraseList
+    initial: PhraseList
+    open: PhraseList
+    open_severe: PhraseList
+    closed: PhraseList
+    delayed: PhraseList
+    nonunion: PhraseList
+    malunion: PhraseList
+
+
+class _ExternalCauses(RuleModel):
+    connectors: PhraseList
+    default_levels: PhraseList
+    why: Text
+
+
+class DiagnosesFile(RuleFile):
+    """``encounter_diagnoses.json`` (schema ``codesuggest.encounter-diagnoses/1``)."""
+
+    schema_id: Literal["codesuggest.encounter-diagnoses/1"] = schema_field()
+    personal_history: tuple[_Mapping, ...]
+    family_history: tuple[_Mapping, ...]
+    current_when_treated: _CurrentWhenTreated
+    integral_symptoms: tuple[_Integral, ...]
+    combinations: tuple[_Combination, ...]
+    redirects: tuple[_Redirect, ...]
+    default_titles: PhraseList
+    companions: tuple[_Companion, ...]
+    companion_negation: PhraseList
+    companion_only: IcdCodes
+    bmi: _Bmi
+    not_reported: _NotReported
+    queries: tuple[_Query, ...]
+    conflict_question: Text
+    seventh: _Seventh
+    external_causes: _ExternalCauses
 
 
 def load_diagnosis_rules(path: Path | None = None) -> DiagnosisRules:
@@ -119,138 +247,41 @@ def load_diagnosis_rules(path: Path | None = None) -> DiagnosisRules:
         The rules.
 
     Raises:
-        RuleFileError: the file is invalid; the message names file, line and place.
+        RuleFileError: the file is invalid; the message names file, line and entry.
     """
-    sections = (
-        "personal_history",
-        "family_history",
-        "current_when_treated",
-        "integral_symptoms",
-        "combinations",
-        "redirects",
-        "default_titles",
-        "companions",
-        "companion_negation",
-        "companion_only",
-        "bmi",
-        "not_reported",
-        "queries",
-        "conflict_question",
-        "seventh",
-        "external_causes",
-    )
-    r = RuleReader.open(DIAGNOSES_FILE, DIAGNOSES_SCHEMA, sections, path)
+    text, source = read_rule_text(DIAGNOSES_FILE, path)
+    f = load_rules(DiagnosesFile, text, source)
 
-    def mappings(key: str) -> tuple[Mapping, ...]:
-        out = []
-        for _, e, p in r.entries(key):
-            r.keys(e, p, {"conditions", "code", "why"})
-            out.append(
-                Mapping(
-                    r.codes(e["conditions"], (*p, "conditions")),
-                    r.icd_code(e["code"], (*p, "code")),
-                    r.text(e["why"], (*p, "why")),
-                )
-            )
-        return tuple(out)
+    def mappings(items: tuple[_Mapping, ...]) -> tuple[Mapping, ...]:
+        return tuple(Mapping(m.conditions, m.code, m.why) for m in items)
 
-    cw = r.section_object("current_when_treated", {"conditions", "cues", "why"})
-    integral = []
-    for _, e, p in r.entries("integral_symptoms"):
-        r.keys(e, p, {"symptoms", "diagnoses", "why"})
-        integral.append(
-            Integral(
-                r.codes(e["symptoms"], (*p, "symptoms")),
-                r.codes(e["diagnoses"], (*p, "diagnoses")),
-                r.text(e["why"], (*p, "why")),
-            )
-        )
-    combinations = []
-    for _, e, p in r.entries("combinations"):
-        r.keys(e, p, {"all_of", "remove", "why"}, {"none_of", "code"})
-        for key in ("all_of", "none_of"):
-            if not isinstance(e.get(key, []), list):
-                raise RuleFileError(f"{r.where(*p, key)}: expected a list of code lists")
-        combinations.append(
-            Combination(
-                tuple(r.codes(v, (*p, "all_of", i)) for i, v in enumerate(e["all_of"])),
-                tuple(r.codes(v, (*p, "none_of", i)) for i, v in enumerate(e.get("none_of", []))),
-                r.icd_code(e["code"], (*p, "code")) if "code" in e else None,
-                r.codes(e["remove"], (*p, "remove")),
-                r.text(e["why"], (*p, "why")),
-            )
-        )
-    redirects = []
-    for _, e, p in r.entries("redirects"):
-        r.keys(e, p, {"code", "with", "to", "history", "why"})
-        if not isinstance(e["history"], bool):
-            raise RuleFileError(f"{r.where(*p, 'history')}: expected true or false")
-        redirects.append(
-            Redirect(
-                r.codes(e["code"], (*p, "code")),
-                r.codes(e["with"], (*p, "with")),
-                r.icd_code(e["to"], (*p, "to")),
-                e["history"],
-                r.text(e["why"], (*p, "why")),
-            )
-        )
-    companions = []
-    for _, e, p in r.entries("companions"):
-        r.keys(e, p, {"code", "phrases"})
-        companions.append((r.icd_code(e["code"], (*p, "code")), Phrases(r.phrases(e["phrases"], (*p, "phrases")))))
-    bmi = r.section_object("bmi", {"patterns", "adult_age", "bands"})
-    bands = []
-    for i, band in enumerate(bmi["bands"] if isinstance(bmi["bands"], list) else []):
-        p = ("bmi", "bands", i)
-        r.keys(band, p, {"min", "max", "code"})
-        lo, hi = r.number(band["min"], (*p, "min"), minimum=0), r.number(band["max"], (*p, "max"), minimum=0)
-        if hi < lo:
-            raise RuleFileError(f"{r.where(*p)}: max below min")
-        bands.append((lo, hi, r.icd_code(band["code"], (*p, "code"))))
-    if not bands:
-        raise RuleFileError(f"{r.where('bmi', 'bands')}: expected a non-empty list of bands")
-    nr = r.section_object("not_reported", {"codes", "why"})
-    queries = []
-    for _, e, p in r.entries("queries"):
-        r.keys(e, p, {"kind", "phrases", "code_prefix", "question", "why"}, {"treatment"})
-        kind = r.choice(e["kind"], (*p, "kind"), ("term", "lab"))
-        if kind == "lab" and "treatment" not in e:
-            raise RuleFileError(f"{r.where(*p)}: a 'lab' query needs 'treatment' phrases")
-        queries.append(
-            QueryRule(
-                kind,
-                Phrases(r.phrases(e["phrases"], (*p, "phrases"))),
-                r.text(e["code_prefix"], (*p, "code_prefix")),
-                r.text(e["question"], (*p, "question")),
-                Phrases(r.phrases(e.get("treatment", []), (*p, "treatment"), allow_empty=True)),
-                r.text(e["why"], (*p, "why")),
-            )
-        )
-    sev = r.section_object("seventh", set(_SEVENTH_KEYS))
-    ext = r.section_object("external_causes", {"connectors", "default_levels", "why"})
+    cw, bmi, ext = f.current_when_treated, f.bmi, f.external_causes
     return DiagnosisRules(
-        personal_history=mappings("personal_history"),
-        family_history=mappings("family_history"),
-        chronic=r.codes(cw["conditions"], ("current_when_treated", "conditions")),
-        chronic_cues=Phrases(r.phrases(cw["cues"], ("current_when_treated", "cues"))),
-        chronic_why=r.text(cw["why"], ("current_when_treated", "why")),
-        integral=tuple(integral),
-        combinations=tuple(combinations),
-        redirects=tuple(redirects),
-        default_titles=r.phrases(r.section("default_titles"), ("default_titles",)),
-        companions=tuple(companions),
-        companion_negation=Phrases(r.phrases(r.section("companion_negation"), ("companion_negation",))),
-        companion_only=r.codes(r.section("companion_only"), ("companion_only",)),
-        bmi_patterns=r.patterns(bmi["patterns"], ("bmi", "patterns")),
-        bmi_adult_age=int(r.number(bmi["adult_age"], ("bmi", "adult_age"), integer=True, minimum=0)),
-        bmi_bands=tuple(bands),
-        not_reported=r.codes(nr["codes"], ("not_reported", "codes")),
-        not_reported_why=r.text(nr["why"], ("not_reported", "why")),
-        queries=tuple(queries),
-        conflict_question=r.text(r.section("conflict_question"), ("conflict_question",)),
-        seventh={k: Phrases(r.phrases(sev[k], ("seventh", k))) for k in _SEVENTH_KEYS},
-        external_connectors=frozenset(r.phrases(ext["connectors"], ("external_causes", "connectors"))),
-        external_default_levels=r.phrases(ext["default_levels"], ("external_causes", "default_levels")),
-        external_why=r.text(ext["why"], ("external_causes", "why")),
-        source=r.source,
+        personal_history=mappings(f.personal_history),
+        family_history=mappings(f.family_history),
+        chronic=cw.conditions,
+        chronic_cues=Phrases(cw.cues),
+        chronic_why=cw.why,
+        integral=tuple(Integral(i.symptoms, i.diagnoses, i.why) for i in f.integral_symptoms),
+        combinations=tuple(Combination(c.all_of, c.none_of, c.code, c.remove, c.why) for c in f.combinations),
+        redirects=tuple(Redirect(r.code, r.with_, r.to, r.history, r.why) for r in f.redirects),
+        default_titles=f.default_titles,
+        companions=tuple((c.code, Phrases(c.phrases)) for c in f.companions),
+        companion_negation=Phrases(f.companion_negation),
+        companion_only=f.companion_only,
+        bmi_patterns=bmi.patterns,
+        bmi_adult_age=bmi.adult_age,
+        bmi_bands=tuple((float(b.min), float(b.max), b.code) for b in bmi.bands),
+        not_reported=f.not_reported.codes,
+        not_reported_why=f.not_reported.why,
+        queries=tuple(
+            QueryRule(q.kind, Phrases(q.phrases), q.code_prefix, q.question, Phrases(q.treatment), q.why)
+            for q in f.queries
+        ),
+        conflict_question=f.conflict_question,
+        seventh={k: Phrases(v) for k, v in f.seventh.model_dump().items()},
+        external_connectors=frozenset(ext.connectors),
+        external_default_levels=ext.default_levels,
+        external_why=ext.why,
+        source=source,
     )

@@ -16,16 +16,23 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal, get_args
 
-from pipeline.errors import DataFileError, RuleFileError
+from pydantic import Field, model_validator
+
+from pipeline.errors import DataFileError
 from pipeline.kb.model import CodeRecord
-from pipeline.kb.sources.modifiers import (
-    ResourceEntry,
-    check_keys,
-    phrase_list,
-    read_json_resource,
-    text_value,
+from pipeline.rulefile import (
+    OptionalPhrases,
+    Phrase,
+    PositiveInt,
+    RuleFile,
+    RuleModel,
+    Text,
+    entry_error,
+    load_rules,
+    read_rule_text,
+    schema_field,
 )
 
 logger = logging.getLogger(__name__)
@@ -34,13 +41,12 @@ logger = logging.getLogger(__name__)
 # analyses in U and multianalyte assays (MAAA) in M (licensed files list those too).
 CPT_CODE_RE = re.compile(r"^[0-9]{4}[0-9FTUM]$")
 
-STARTER_SCHEMA = "codesuggest.cpt-starter/1"
 STARTER_RESOURCE = "cpt_starter.json"
 # Must equal the "version" of resources/cpt_starter.json (checked by the loader).
 STARTER_VERSION = "2026.2"
 STARTER_SOURCE = "codesuggest starter lexicon"
 
-STARTER_CATEGORIES = (
+StarterCategory = Literal[
     "em",
     "counseling",
     "radiology",
@@ -54,8 +60,9 @@ STARTER_CATEGORIES = (
     "rehab",
     "psychiatry",
     "medicine",
-)
-STARTER_FEATURES = (
+]
+STARTER_CATEGORIES: tuple[str, ...] = get_args(StarterCategory)
+StarterFeature = Literal[
     "modality",  # x-ray, ct, cta, mri, ultrasound, duplex, mammography, dxa
     "body_part",
     "views",  # "1", "2", "3+", "1-2"...
@@ -78,8 +85,9 @@ STARTER_FEATURES = (
     "anesthesia",
     "length",  # short-arm, long-leg...
     "vaccine",
-)
-EM_SETTINGS = (
+]
+STARTER_FEATURES: tuple[str, ...] = get_args(StarterFeature)
+EmSetting = Literal[
     "office",
     "emergency",
     "hospital-initial",
@@ -92,14 +100,8 @@ EM_SETTINGS = (
     "critical-care",
     "transitional-care",
     "online",
-)
-EM_PATIENTS = ("new", "established", "any")
-EM_MDM_LEVELS = ("none", "straightforward", "low", "moderate", "high")
-
-_ENTRY_REQUIRED = {"code", "title", "category", "phrases"}
-_ENTRY_OPTIONAL = {"features", "add_on", "em", "cues"}
-_EM_REQUIRED = {"setting", "patient", "mdm", "minutes"}
-_EM_OPTIONAL = {"age"}
+]
+EM_SETTINGS: tuple[str, ...] = get_args(EmSetting)
 
 # CPT sections by code range (public numbering, not descriptor text).
 _SECTIONS: tuple[tuple[str, str, str], ...] = (
@@ -293,6 +295,60 @@ class StarterEntry:
         )
 
 
+class _Em(RuleModel):
+    setting: EmSetting
+    patient: Literal["new", "established", "any"]
+    mdm: Literal["none", "straightforward", "low", "moderate", "high"] | None
+    minutes: PositiveInt | None
+    age: Text | None = None
+
+
+class _StarterCode(RuleModel):
+    code: Annotated[str, Field(pattern=CPT_CODE_RE.pattern)]
+    title: Text
+    category: StarterCategory
+    phrases: OptionalPhrases
+    features: dict[StarterFeature, Phrase] = {}
+    add_on: bool = False
+    em: _Em | None = None
+    cues: OptionalPhrases = ()
+
+    @model_validator(mode="after")
+    def _em_or_phrases(self) -> _StarterCode:
+        if self.category == "em":
+            if self.em is None:
+                raise ValueError("an 'em' code needs an 'em' block (setting, patient, mdm, minutes)")
+            if self.phrases:
+                raise ValueError("leveled E/M codes take no phrases (the level is computed); use 'cues'")
+        elif self.em is not None:
+            raise ValueError("only category 'em' takes an 'em' block")
+        elif not self.phrases:
+            raise ValueError(f"'phrases' must not be empty for a {self.category} code")
+        return self
+
+    def entry(self) -> StarterEntry:
+        em = self.em
+        level = EmLevel(em.setting, em.patient, em.mdm, em.minutes, em.age) if em is not None else None
+        return StarterEntry(
+            self.code,
+            self.title,
+            self.category,
+            self.phrases,
+            {str(k): v for k, v in self.features.items()},
+            self.add_on,
+            level,
+            self.cues,
+        )
+
+
+class StarterFile(RuleFile):
+    """``cpt_starter.json`` (schema ``codesuggest.cpt-starter/1``)."""
+
+    schema_id: Literal["codesuggest.cpt-starter/1"] = schema_field()
+    version: str
+    codes: tuple[_StarterCode, ...]
+
+
 def load_starter_entries(path: Path | None = None) -> list[StarterEntry]:
     """Load and validate the starter lexicon.
 
@@ -308,19 +364,19 @@ def load_starter_entries(path: Path | None = None) -> list[StarterEntry]:
             other), a missing or invalid ``em`` block, or a code listed twice; the message
             names the file, line and entry.
     """
-    doc = read_json_resource(STARTER_RESOURCE, STARTER_SCHEMA, "codes", path=path)
-    version = doc.data.get("version")
-    if version != STARTER_VERSION:
-        raise RuleFileError(f"{doc.source}: version {version!r} does not match STARTER_VERSION {STARTER_VERSION!r}")
+    text, source = read_rule_text(STARTER_RESOURCE, path)
+    f = load_rules(StarterFile, text, source)
+    if f.version != STARTER_VERSION:
+        raise entry_error(
+            text, source, ("version",), f"{f.version!r} does not match STARTER_VERSION {STARTER_VERSION!r}"
+        )
     entries: list[StarterEntry] = []
-    seen: dict[str, int] = {}
-    for entry in doc.entries:
-        item = _starter_entry(entry, entry.where(doc.source, "codes"))
+    seen: set[str] = set()
+    for i, item in enumerate(f.codes):
         if item.code in seen:
-            where = entry.where(doc.source, "codes")
-            raise RuleFileError(f"{where}: code {item.code} already listed at line {seen[item.code]}")
-        seen[item.code] = entry.line
-        entries.append(item)
+            raise entry_error(text, source, ("codes", i), f"code {item.code} is listed twice")
+        seen.add(item.code)
+        entries.append(item.entry())
     logger.debug("loaded %d starter CPT entries", len(entries))
     return entries
 
@@ -339,69 +395,3 @@ def load_starter_lexicon(path: Path | None = None) -> list[CodeRecord]:
         RuleFileError: see :func:`load_starter_entries`.
     """
     return [entry.to_record() for entry in load_starter_entries(path)]
-
-
-def _starter_entry(entry: ResourceEntry, where: str) -> StarterEntry:
-    value = check_keys(entry, where, _ENTRY_REQUIRED, _ENTRY_OPTIONAL)
-    code = text_value(value["code"], where, "code")
-    if not CPT_CODE_RE.match(code):
-        raise RuleFileError(f"{where}: {code!r} is not a CPT code")
-    title = text_value(value["title"], where, "title")
-    category = text_value(value["category"], where, "category")
-    if category not in STARTER_CATEGORIES:
-        raise RuleFileError(f"{where}: category {category!r} is not one of {list(STARTER_CATEGORIES)}")
-    phrases = phrase_list(value["phrases"], where, "phrases")
-    features = _features(value.get("features", {}), where)
-    add_on = value.get("add_on", False)
-    if not isinstance(add_on, bool):
-        raise RuleFileError(f"{where}: 'add_on' must be true or false")
-    cues = phrase_list(value.get("cues", []), where, "cues")
-    em = _em_level(value["em"], where) if "em" in value else None
-    if category == "em":
-        if em is None:
-            raise RuleFileError(f"{where}: an 'em' code needs an 'em' block (setting, patient, mdm, minutes)")
-        if phrases:
-            raise RuleFileError(f"{where}: leveled E/M codes take no phrases (the level is computed); use 'cues'")
-    else:
-        if em is not None:
-            raise RuleFileError(f"{where}: only category 'em' takes an 'em' block")
-        if not phrases:
-            raise RuleFileError(f"{where}: 'phrases' must not be empty for a {category} code")
-    return StarterEntry(code, title, category, phrases, features, add_on, em, cues)
-
-
-def _features(value: Any, where: str) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise RuleFileError(f"{where}: 'features' must be an object")
-    for key, feature in value.items():
-        if key not in STARTER_FEATURES:
-            raise RuleFileError(f"{where}: unknown feature {key!r} (known: {list(STARTER_FEATURES)})")
-        text = text_value(feature, where, f"features.{key}")
-        if text != text.lower():
-            raise RuleFileError(f"{where}: features.{key} {text!r} must be lower case")
-    return dict(value)
-
-
-def _em_level(value: Any, where: str) -> EmLevel:
-    if not isinstance(value, dict):
-        raise RuleFileError(f"{where}: 'em' must be an object")
-    em_where = f"{where} em"
-    check_keys(ResourceEntry(0, 0, value), em_where, _EM_REQUIRED, _EM_OPTIONAL)
-    setting, patient, mdm, minutes = (
-        value["setting"],
-        value["patient"],
-        value["mdm"],
-        value["minutes"],
-    )
-    if setting not in EM_SETTINGS:
-        raise RuleFileError(f"{em_where}: setting {setting!r} is not one of {list(EM_SETTINGS)}")
-    if patient not in EM_PATIENTS:
-        raise RuleFileError(f"{em_where}: patient {patient!r} is not one of {list(EM_PATIENTS)}")
-    if mdm is not None and mdm not in EM_MDM_LEVELS:
-        raise RuleFileError(f"{em_where}: mdm {mdm!r} is not one of {list(EM_MDM_LEVELS)} or null")
-    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0):
-        raise RuleFileError(f"{em_where}: minutes {minutes!r} must be a positive whole number or null")
-    age = value.get("age")
-    if age is not None:
-        age = text_value(age, em_where, "age")
-    return EmLevel(setting=setting, patient=patient, mdm=mdm, minutes=minutes, age=age)

@@ -28,16 +28,17 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Annotated, BinaryIO, Literal
+
+from pydantic import AfterValidator, Field, model_validator
 
 from pipeline import __version__
-from pipeline.errors import DataFileError, RuleFileError
-from pipeline.kb.sources.modifiers import check_keys, read_json_resource, text_value
+from pipeline.errors import DataFileError
 from pipeline.manifest import sha256_file
+from pipeline.rulefile import RuleFile, RuleModel, Text, entry_error, load_rules, read_rule_text, schema_field
 
 logger = logging.getLogger(__name__)
 
-SOURCES_SCHEMA = "codesuggest.data-sources/1"
 SOURCES_RESOURCE = "data_sources.json"
 DEFAULT_TIMEOUT = 30.0
 _CHUNK = 1 << 16
@@ -129,69 +130,69 @@ def load_data_sources(path: Path | None = None) -> list[DataFile]:
             sha256, or a folder entry whose members are not folder prefixes; the message names
             the file, line and entry.
     """
-    doc = read_json_resource(SOURCES_RESOURCE, SOURCES_SCHEMA, "files", path=path)
+    text, source = read_rule_text(SOURCES_RESOURCE, path)
     result: list[DataFile] = []
-    seen: dict[str, int] = {}
-    for entry in doc.entries:
-        where = entry.where(doc.source, "files")
-        value = check_keys(
-            entry,
-            where,
-            {"dest", "sources", "sha256", "licence"},
-            {"kind", "fallback", "page", "note"},
+    seen: set[str] = set()
+    for i, entry in enumerate(load_rules(DataSourcesFile, text, source).files):
+        if entry.dest in seen:
+            raise entry_error(text, source, ("files", i), f"dest {entry.dest} is listed twice")
+        seen.add(entry.dest)
+        sources = tuple(Download(d.url, d.member, d.sha256) for d in entry.sources)
+        fallback = entry.fallback or entry.dest
+        result.append(
+            DataFile(entry.dest, entry.kind, sources, entry.sha256, entry.licence, fallback, entry.page, entry.note)
         )
-        dest = _relative_path(value["dest"], where, "dest")
-        kind = value.get("kind", "file")
-        if kind not in ("file", "dir"):
-            raise RuleFileError(f"{where}: kind {kind!r} must be 'file' or 'dir'")
-        sha = _sha(value["sha256"], where, "sha256")
-        licence = text_value(value["licence"], where, "licence")
-        fallback = _relative_path(value.get("fallback", dest), where, "fallback")
-        raw_sources = value["sources"]
-        if not isinstance(raw_sources, list):
-            raise RuleFileError(f"{where}: 'sources' must be a list")
-        sources = tuple(_download(item, f"{where} sources[{i}]", kind) for i, item in enumerate(raw_sources))
-        page = text_value(value["page"], where, "page") if "page" in value else None
-        note = text_value(value["note"], where, "note") if "note" in value else None
-        if dest in seen:
-            raise RuleFileError(f"{where}: dest {dest} already listed at line {seen[dest]}")
-        seen[dest] = entry.line
-        result.append(DataFile(dest, kind, sources, sha, licence, fallback, page, note))
     return result
 
 
-def _relative_path(value: object, where: str, key: str) -> str:
-    text = text_value(value, where, key)
+def _relative_path(text: str) -> str:
     pure = PurePosixPath(text)
     if pure.is_absolute() or ".." in pure.parts or "\\" in text or text in ("", "."):
-        raise RuleFileError(f"{where}: {key} {text!r} must be a relative path inside the folder")
+        raise ValueError(f"{text!r} must be a relative path inside the folder")
     return pure.as_posix()
 
 
-def _sha(value: object, where: str, key: str) -> str | None:
-    if value is None:
-        return None
-    text = text_value(value, where, key)
-    if len(text) != _SHA_LENGTH or any(ch not in "0123456789abcdef" for ch in text):
-        raise RuleFileError(f"{where}: {key} must be 64 lower-case hex digits or null")
+RelativePath = Annotated[Text, AfterValidator(_relative_path)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _url(text: str) -> str:
+    if not text.startswith(("https://", "http://", "file://")):
+        raise ValueError(f"url {text!r} must start with https://, http:// or file://")
     return text
 
 
-def _download(item: object, where: str, kind: str) -> Download:
-    if not isinstance(item, dict):
-        raise RuleFileError(f"{where}: expected an object with 'url'")
-    unknown = sorted(set(item) - {"url", "member", "sha256"})
-    if unknown or "url" not in item:
-        raise RuleFileError(f"{where}: needs 'url' (and optional 'member', 'sha256'); unknown keys {unknown}")
-    url = text_value(item["url"], where, "url")
-    if not url.startswith(("https://", "http://", "file://")):
-        raise RuleFileError(f"{where}: url {url!r} must start with https://, http:// or file://")
-    member = text_value(item["member"], where, "member") if item.get("member") is not None else None
-    if kind == "dir" and (member is None or not member.endswith("/")):
-        raise RuleFileError(f"{where}: a folder entry needs a 'member' folder prefix ending in '/'")
-    if kind == "file" and member is not None and member.endswith("/"):
-        raise RuleFileError(f"{where}: a file entry's member cannot be a folder")
-    return Download(url=url, member=member, sha256=_sha(item.get("sha256"), where, "sha256"))
+class _Download(RuleModel):
+    url: Annotated[Text, AfterValidator(_url)]
+    member: Text | None = None
+    sha256: Sha256 | None = None
+
+
+class _DataFile(RuleModel):
+    dest: RelativePath
+    sources: tuple[_Download, ...]
+    sha256: Sha256 | None
+    licence: Text
+    kind: Literal["file", "dir"] = "file"
+    fallback: RelativePath | None = None
+    page: Text | None = None
+    note: Text | None = None
+
+    @model_validator(mode="after")
+    def _members(self) -> _DataFile:
+        for d in self.sources:
+            if self.kind == "dir" and (d.member is None or not d.member.endswith("/")):
+                raise ValueError("a folder entry needs a 'member' folder prefix ending in '/'")
+            if self.kind == "file" and d.member is not None and d.member.endswith("/"):
+                raise ValueError("a file entry's member cannot be a folder")
+        return self
+
+
+class DataSourcesFile(RuleFile):
+    """``data_sources.json`` (schema ``codesuggest.data-sources/1``)."""
+
+    schema_id: Literal["codesuggest.data-sources/1"] = schema_field()
+    files: tuple[_DataFile, ...]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,15 +38,22 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal, get_args
 
-from pipeline.errors import DataFileError, RuleFileError
+from pydantic import Field
+
+from pipeline.errors import DataFileError
 from pipeline.kb.model import CodeRecord, Modifier
-from pipeline.kb.sources.modifiers import (
-    TERMINATED_KIND,
-    check_keys,
-    phrase_list,
-    read_json_resource,
-    text_value,
+from pipeline.kb.sources.modifiers import TERMINATED_KIND
+from pipeline.rulefile import (
+    Phrase,
+    PhraseList,
+    RuleFile,
+    RuleModel,
+    entry_error,
+    load_rules,
+    read_rule_text,
+    schema_field,
 )
 
 logger = logging.getLogger(__name__)
@@ -444,10 +451,9 @@ def _build(pending: list[_Pending], source: str, version: str) -> HcpcsFile:
 # ---------------------------------------------------------------------------------------------
 # Curated synonyms: plain-language phrases that signal a HCPCS item in a note.
 
-HCPCS_SYNONYMS_SCHEMA = "codesuggest.hcpcs-synonyms/1"
 HCPCS_SYNONYMS_RESOURCE = "hcpcs_synonyms.json"
 
-SYNONYM_CATEGORIES = (
+SynonymCategory = Literal[
     "orthosis",
     "mobility",
     "respiratory",
@@ -459,9 +465,10 @@ SYNONYM_CATEGORIES = (
     "drug",
     "service",
     "transport",
-)
+]
+SYNONYM_CATEGORIES: tuple[str, ...] = get_args(SynonymCategory)
 # Features a matcher can compare with what the note describes. Values are lower-case words.
-SYNONYM_FEATURES = (
+SynonymFeature = Literal[
     "body_part",  # ankle, knee, wrist-hand, cervical, lumbar, lumbar-sacral, shoulder...
     "item",  # what the thing is: brace, walking boot, collar, crutches, stocking, strip...
     "fabrication",  # prefabricated | custom
@@ -480,7 +487,8 @@ SYNONYM_FEATURES = (
     "level",  # ambulance level: bls | als1 ...
     "urgency",  # emergency | non-emergency
     "unit",  # per mile, per 50 strips, pair, each...
-)
+]
+SYNONYM_FEATURES: tuple[str, ...] = get_args(SynonymFeature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +509,21 @@ class HcpcsSynonym:
     features: dict[str, str]
 
 
+class _Synonym(RuleModel):
+    code: Annotated[str, Field(pattern=r"^[A-V][0-9]{4}$")]
+    category: SynonymCategory
+    phrases: PhraseList
+    features: dict[SynonymFeature, Phrase]
+
+
+class HcpcsSynonymsFile(RuleFile):
+    """``hcpcs_synonyms.json`` (schema ``codesuggest.hcpcs-synonyms/1``)."""
+
+    schema_id: Literal["codesuggest.hcpcs-synonyms/1"] = schema_field()
+    version: str | None = None
+    entries: tuple[_Synonym, ...]
+
+
 def load_hcpcs_synonyms(path: Path | None = None) -> list[HcpcsSynonym]:
     """Load the curated HCPCS synonym table.
 
@@ -515,31 +538,15 @@ def load_hcpcs_synonyms(path: Path | None = None) -> list[HcpcsSynonym]:
             feature, a non-lower-case or repeated phrase, or a code listed twice; the message
             names the file, line and entry.
     """
-    doc = read_json_resource(HCPCS_SYNONYMS_RESOURCE, HCPCS_SYNONYMS_SCHEMA, "entries", path=path)
+    text, source = read_rule_text(HCPCS_SYNONYMS_RESOURCE, path)
     result: list[HcpcsSynonym] = []
-    seen: dict[str, int] = {}
-    for entry in doc.entries:
-        where = entry.where(doc.source, "entries")
-        value = check_keys(entry, where, {"code", "category", "phrases", "features"})
-        code = text_value(value["code"], where, "code")
-        if not _HCPCS_CODE_RE.match(code):
-            raise RuleFileError(f"{where}: {code!r} is not a HCPCS Level II code")
-        category = text_value(value["category"], where, "category")
-        if category not in SYNONYM_CATEGORIES:
-            raise RuleFileError(f"{where}: category {category!r} is not one of {list(SYNONYM_CATEGORIES)}")
-        phrases = phrase_list(value["phrases"], where, "phrases", allow_empty=False)
-        features = value["features"]
-        if not isinstance(features, dict):
-            raise RuleFileError(f"{where}: 'features' must be an object")
-        for key, feature in features.items():
-            if key not in SYNONYM_FEATURES:
-                raise RuleFileError(f"{where}: unknown feature {key!r} (known: {list(SYNONYM_FEATURES)})")
-            text = text_value(feature, where, f"features.{key}")
-            if text != text.lower():
-                raise RuleFileError(f"{where}: features.{key} {text!r} must be lower case")
-        if code in seen:
-            raise RuleFileError(f"{where}: {code} already listed at line {seen[code]}")
-        seen[code] = entry.line
-        result.append(HcpcsSynonym(code=code, category=category, phrases=phrases, features=dict(features)))
+    seen: set[str] = set()
+    for i, entry in enumerate(load_rules(HcpcsSynonymsFile, text, source).entries):
+        if entry.code in seen:
+            raise entry_error(text, source, ("entries", i), f"{entry.code} is listed twice")
+        seen.add(entry.code)
+        result.append(
+            HcpcsSynonym(entry.code, entry.category, entry.phrases, {str(k): v for k, v in entry.features.items()})
+        )
     logger.debug("loaded %d HCPCS synonym entries", len(result))
     return result

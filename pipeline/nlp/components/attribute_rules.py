@@ -2,35 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pipeline.nlp.components.rules import (
-    MENTION_KINDS,
-    RuleChecker,
-    check_keys,
-    mention_kinds,
-    parse_rule_text,
-    string_list,
+from pydantic import AfterValidator, Field, model_validator
+
+from pipeline.nlp.components.rules import MentionKind
+from pipeline.nlp.components.section_rules import SectionCategory
+from pipeline.rulefile import (
+    NonBlank,
+    NonNegativeInt,
+    PositiveInt,
+    RuleFile,
+    RuleModel,
+    entry_error,
+    load_rules,
+    schema_field,
 )
-from pipeline.nlp.components.section_rules import SECTION_CATEGORIES
 
-ATTRIBUTE_RULES_SCHEMA = "codesuggest.attribute-rules/1"
 ATTRIBUTE_RULES_FILE = "attribute_rules.json"
 
 # Span attributes that rules may set or test (medspaCy ConText's names).
-ASSERTION_ATTRIBUTES = (
-    "is_negated",
-    "is_historical",
-    "is_family",
-    "is_hypothetical",
-    "is_uncertain",
-)
-# Where a cue group writes its value on a mention.
-CUE_TARGETS = ("cs_laterality", "cs_episode", "cs_acuity", "cs_site", "cs_attributes")
-CUE_SCOPES = ("window", "sentence")
-CUE_PICKS = ("nearest", "priority", "all")
+AssertionAttribute = Literal["is_negated", "is_historical", "is_family", "is_hypothetical", "is_uncertain"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +34,8 @@ class CueGroup:
 
     Attributes:
         name: the group's name; for target ``cs_attributes`` also the dict key.
-        target: the span attribute written (one of :data:`CUE_TARGETS`).
+        target: the span attribute written (``cs_laterality``, ``cs_episode``, ``cs_acuity``, ``cs_site``
+            or ``cs_attributes``).
         scope: ``window`` (tokens around the mention, same sentence) or ``sentence``.
         window: tokens allowed between a cue and the mention, (before, after).
         pick: ``nearest`` cue wins, highest ``priority`` wins, or ``all`` values (a list).
@@ -126,7 +122,7 @@ class SectionAssertion:
 
     Attributes:
         section: the section category.
-        attribute: the assertion set to True (one of :data:`ASSERTION_ATTRIBUTES`).
+        attribute: the assertion set to True (``is_negated``, ``is_uncertain``...).
         unless: assertions that, already True, prevent it.
     """
 
@@ -158,194 +154,125 @@ class AttributeRules:
     source: str = ""
 
 
-_GROUP_KEYS = {
-    "name",
-    "target",
-    "scope",
-    "window",
-    "pick",
-    "priority",
-    "values",
-    "case_sensitive",
-    "case_sensitive_window",
-    "ignore",
-    "kinds",
-    "mention_words",
-    "document_values",
-    "document_sentences",
-    "document_sections",
-}
+Words = tuple[NonBlank, ...]
+Window = tuple[NonNegativeInt, NonNegativeInt]
 
 
-def _window(value: Any, check: RuleChecker, key: str, index: int) -> tuple[int, int]:
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
-    ):
-        raise check.error("window must be [tokens_before, tokens_after], two integers >= 0", key, index)
-    return value[0], value[1]
+class _CueGroup(RuleModel):
+    name: Annotated[str, Field(pattern=r"^[a-z_]+$")]
+    target: Literal["cs_laterality", "cs_episode", "cs_acuity", "cs_site", "cs_attributes"]
+    scope: Literal["window", "sentence"]
+    window: Window | None = None
+    pick: Literal["nearest", "priority", "all"] = "nearest"
+    priority: Words = ()
+    values: Annotated[dict[str, Words], Field(min_length=1)]
+    case_sensitive: dict[str, Words] = {}
+    case_sensitive_window: Window | None = None
+    ignore: Words = ()
+    kinds: tuple[MentionKind, ...] | None = None
+    mention_words: Words | None = None
+    document_values: Words = ()
+    document_sentences: NonNegativeInt = 0
+    document_sections: tuple[SectionCategory, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _CueGroup:
+        values = self.values
+        if self.scope == "window" and self.window is None:
+            raise ValueError("scope 'window' needs a window")
+        for value in self.case_sensitive:
+            if value not in values:
+                raise ValueError(f"case_sensitive names unknown value {value!r}")
+        seen: dict[str, str] = {}
+        for value, phrases in values.items():
+            for phrase in phrases:
+                low = phrase.lower()
+                if low in seen:
+                    raise ValueError(f"phrase {phrase!r} is listed for {seen[low]!r} and {value!r}")
+                seen[low] = value
+        for value in self.priority:
+            if value not in values:
+                raise ValueError(f"priority names unknown value {value!r}")
+        if self.pick == "priority" and set(self.priority) != set(values):
+            raise ValueError("pick 'priority' needs a priority listing every value")
+        for value in self.document_values:
+            if value not in values:
+                raise ValueError(f"document_values names unknown value {value!r}")
+        if self.document_values and self.pick == "all":
+            raise ValueError("document_values cannot be used with pick 'all'")
+        if (self.document_sentences or self.document_sections) and not self.document_values:
+            raise ValueError("document_sentences / document_sections need document_values")
+        if self.target == "cs_site" and self.pick != "all":
+            raise ValueError("target cs_site holds a list: use pick 'all'")
+        if self.target not in ("cs_site", "cs_attributes") and self.pick == "all":
+            raise ValueError(f"target {self.target} holds one value: pick 'nearest' or 'priority'")
+        return self
+
+    def spec(self) -> CueGroup:
+        window = self.window or (0, 0)
+        return CueGroup(
+            name=self.name,
+            target=self.target,
+            scope=self.scope,
+            window=window,
+            pick=self.pick,
+            priority=self.priority,
+            values=dict(self.values),
+            case_sensitive=dict(self.case_sensitive),
+            case_sensitive_window=self.case_sensitive_window or window,
+            ignore=self.ignore,
+            kinds=frozenset(self.kinds) if self.kinds is not None else None,
+            mention_words=frozenset(w.lower() for w in self.mention_words) if self.mention_words is not None else None,
+            document_values=self.document_values,
+            document_sentences=self.document_sentences,
+            document_sections=frozenset(self.document_sections),
+        )
 
 
-def _phrase_map(
-    value: Any, what: str, check: RuleChecker, key: str, index: int | None = None
-) -> dict[str, tuple[str, ...]]:
-    if not isinstance(value, dict):
-        raise check.error(f"{what} must be an object: value -> list of phrases", key, index)
-    return {name: string_list(phrases, f"{what}[{name!r}]", check, key, index) for name, phrases in value.items()}
+class _Views(RuleModel):
+    kinds: tuple[MentionKind, ...]
+    imaging_words: Words
+    view_words: Words
+    view_names: Words
+    connectors: Words
+    numbers: dict[Annotated[str, Field(min_length=1)], PositiveInt]
+    complete_words: Words
+    max_views: PositiveInt
 
 
-def _load_group(rule: Any, check: RuleChecker, index: int) -> CueGroup:
-    key = "cue_groups"
-    check_keys(rule, _GROUP_KEYS, check, key, index)
-    for required in ("name", "target", "scope", "values"):
-        if required not in rule:
-            raise check.error(f"missing key {required!r}", key, index)
-    name = rule["name"]
-    if not isinstance(name, str) or not re.fullmatch(r"[a-z_]+", name):
-        raise check.error(f"name must be lower-case letters and underscores, not {name!r}", key, index)
-    target = rule["target"]
-    if target not in CUE_TARGETS:
-        raise check.error(f"unknown target {target!r} (allowed: {', '.join(CUE_TARGETS)})", key, index)
-    scope = rule["scope"]
-    if scope not in CUE_SCOPES:
-        raise check.error(f"unknown scope {scope!r} (allowed: {', '.join(CUE_SCOPES)})", key, index)
-    window = _window(rule["window"], check, key, index) if "window" in rule else (0, 0)
-    if scope == "window" and "window" not in rule:
-        raise check.error("scope 'window' needs a window", key, index)
-    pick = rule.get("pick", "nearest")
-    if pick not in CUE_PICKS:
-        raise check.error(f"unknown pick {pick!r} (allowed: {', '.join(CUE_PICKS)})", key, index)
-    values = _phrase_map(rule["values"], "values", check, key, index)
-    if not values:
-        raise check.error("values must name at least one value", key, index)
-    case_sensitive = _phrase_map(rule.get("case_sensitive", {}), "case_sensitive", check, key, index)
-    for value in case_sensitive:
-        if value not in values:
-            raise check.error(f"case_sensitive names unknown value {value!r}", key, index)
-    cs_window = _window(rule["case_sensitive_window"], check, key, index) if "case_sensitive_window" in rule else window
-    seen: dict[str, str] = {}
-    for value, phrases in values.items():
-        for phrase in phrases:
-            low = phrase.lower()
-            if low in seen:
-                raise check.error(f"phrase {phrase!r} is listed for {seen[low]!r} and {value!r}", key, index)
-            seen[low] = value
-    priority = string_list(rule.get("priority", []), "priority", check, key, index)
-    for value in priority:
-        if value not in values:
-            raise check.error(f"priority names unknown value {value!r}", key, index)
-    if pick == "priority" and set(priority) != set(values):
-        raise check.error("pick 'priority' needs a priority listing every value", key, index)
-    document_values = string_list(rule.get("document_values", []), "document_values", check, key, index)
-    for value in document_values:
-        if value not in values:
-            raise check.error(f"document_values names unknown value {value!r}", key, index)
-    if document_values and pick == "all":
-        raise check.error("document_values cannot be used with pick 'all'", key, index)
-    document_sentences = rule.get("document_sentences", 0)
-    if not isinstance(document_sentences, int) or isinstance(document_sentences, bool) or document_sentences < 0:
-        raise check.error("document_sentences must be an integer >= 0", key, index)
-    document_sections = frozenset(
-        string_list(rule.get("document_sections", []), "document_sections", check, key, index)
-    )
-    for section in sorted(document_sections):
-        if section not in SECTION_CATEGORIES:
-            raise check.error(f"document_sections: unknown section category {section!r}", key, index)
-    if (document_sentences or document_sections) and not document_values:
-        raise check.error("document_sentences / document_sections need document_values", key, index)
-    kinds = frozenset(mention_kinds(rule["kinds"], "kinds", check, key, index)) if "kinds" in rule else None
-    words = (
-        frozenset(w.lower() for w in string_list(rule["mention_words"], "mention_words", check, key, index))
-        if "mention_words" in rule
-        else None
-    )
-    if target == "cs_site" and pick != "all":
-        raise check.error("target cs_site holds a list: use pick 'all'", key, index)
-    if target != "cs_site" and pick == "all" and target != "cs_attributes":
-        raise check.error(f"target {target} holds one value: pick 'nearest' or 'priority'", key, index)
-    return CueGroup(
-        name=name,
-        target=target,
-        scope=scope,
-        window=window,
-        pick=pick,
-        priority=priority,
-        values=values,
-        case_sensitive=case_sensitive,
-        case_sensitive_window=cs_window,
-        ignore=string_list(rule.get("ignore", []), "ignore", check, key, index),
-        kinds=kinds,
-        mention_words=words,
-        document_values=document_values,
-        document_sentences=document_sentences,
-        document_sections=document_sections,
-    )
+def _minutes_pattern(value: str) -> str:
+    try:
+        groups = re.compile(value).groups
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {value!r}: {exc}") from None
+    if groups != 1:
+        raise ValueError(f"{value!r} must have exactly one group (the minutes)")
+    return value
 
 
-def _load_views(raw: Any, check: RuleChecker) -> ViewRules:
-    key = "views"
-    allowed = {
-        "kinds",
-        "imaging_words",
-        "view_words",
-        "view_names",
-        "connectors",
-        "numbers",
-        "complete_words",
-        "max_views",
-    }
-    check.exact_object(raw, allowed, key)
-    numbers = raw["numbers"]
-    if not isinstance(numbers, dict) or not all(
-        isinstance(w, str) and w and isinstance(n, int) and not isinstance(n, bool) and n > 0
-        for w, n in numbers.items()
-    ):
-        raise check.error("numbers must map words to positive integers", key)
-    max_views = raw["max_views"]
-    if not isinstance(max_views, int) or isinstance(max_views, bool) or max_views <= 0:
-        raise check.error("max_views must be a positive integer", key)
-    kinds = frozenset(k.lower() for k in string_list(raw["kinds"], "kinds", check, key))
-    for kind in kinds:
-        if kind not in MENTION_KINDS:
-            raise check.error(f"kinds: unknown mention kind {kind!r}", key)
-    return ViewRules(
-        kinds=kinds,
-        imaging_words=string_list(raw["imaging_words"], "imaging_words", check, key),
-        view_words=string_list(raw["view_words"], "view_words", check, key),
-        view_names=string_list(raw["view_names"], "view_names", check, key),
-        connectors=string_list(raw["connectors"], "connectors", check, key),
-        numbers={w.lower(): n for w, n in numbers.items()},
-        complete_words=string_list(raw["complete_words"], "complete_words", check, key),
-        max_views=max_views,
-    )
+class _Encounter(RuleModel):
+    new_patient: Words
+    established_patient: Words
+    settings: dict[str, Words]
+    interpretation_only: Words
+    minutes_patterns: tuple[Annotated[NonBlank, AfterValidator(_minutes_pattern)], ...]
 
 
-def _load_encounter(raw: Any, check: RuleChecker) -> EncounterRules:
-    key = "encounter"
-    allowed = {
-        "new_patient",
-        "established_patient",
-        "settings",
-        "interpretation_only",
-        "minutes_patterns",
-    }
-    check.exact_object(raw, allowed, key)
-    patterns = string_list(raw["minutes_patterns"], "minutes_patterns", check, key)
-    for pattern in patterns:
-        try:
-            groups = re.compile(pattern).groups
-        except re.error as exc:
-            raise check.error(f"minutes_patterns: bad regular expression {pattern!r}: {exc}", key) from None
-        if groups != 1:
-            raise check.error(f"minutes_patterns: {pattern!r} must have exactly one group (the minutes)", key)
-    return EncounterRules(
-        new_patient=string_list(raw["new_patient"], "new_patient", check, key),
-        established_patient=string_list(raw["established_patient"], "established_patient", check, key),
-        settings=_phrase_map(raw["settings"], "settings", check, key),
-        interpretation_only=string_list(raw["interpretation_only"], "interpretation_only", check, key),
-        minutes_patterns=patterns,
-    )
+class _SectionAssertion(RuleModel):
+    section: SectionCategory
+    set: AssertionAttribute
+    unless: tuple[AssertionAttribute, ...] = ()
+
+
+class AttributeRulesFile(RuleFile):
+    """``attribute_rules.json`` (schema ``codesuggest.attribute-rules/1``)."""
+
+    schema_id: Literal["codesuggest.attribute-rules/1"] = schema_field()
+    cue_groups: tuple[_CueGroup, ...]
+    barriers: Words
+    views: _Views
+    encounter: _Encounter
+    section_assertions: tuple[_SectionAssertion, ...]
 
 
 def load_attribute_rules(text: str, source: str) -> AttributeRules:
@@ -360,47 +287,39 @@ def load_attribute_rules(text: str, source: str) -> AttributeRules:
 
     Raises:
         RuleFileError: invalid JSON, wrong schema, unknown keys or bad values; the message names
-            the file, line and (for cue groups and section assertions) the entry's index.
+            the file, line and entry.
     """
-    keys = {"cue_groups", "barriers", "views", "encounter", "section_assertions"}
-    data, check = parse_rule_text(text, source, ATTRIBUTE_RULES_SCHEMA, keys, keys)
-    raw_groups = data["cue_groups"]
-    if not isinstance(raw_groups, list):
-        raise check.error("cue_groups must be a list", "cue_groups")
-    groups = tuple(_load_group(rule, check, i) for i, rule in enumerate(raw_groups))
+    f = load_rules(AttributeRulesFile, text, source)
+    groups = tuple(g.spec() for g in f.cue_groups)
     names = [g.name for g in groups]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            raise check.error(f"duplicate cue group name {name!r}", "cue_groups", i)
+    targets = [g.target for g in groups]
     for i, group in enumerate(groups):
-        if group.target not in ("cs_attributes", "cs_site") and [g.target for g in groups].count(group.target) > 1:
-            raise check.error(f"two cue groups write {group.target}", "cue_groups", i)
-    barriers = frozenset(b.lower() for b in string_list(data["barriers"], "barriers", check, "barriers"))
-    assertions: list[SectionAssertion] = []
-    raw_assertions = data["section_assertions"]
-    if not isinstance(raw_assertions, list):
-        raise check.error("section_assertions must be a list", "section_assertions")
-    for i, rule in enumerate(raw_assertions):
-        check_keys(rule, {"section", "set", "unless"}, check, "section_assertions", i)
-        if rule.get("section") not in SECTION_CATEGORIES:
-            raise check.error(f"unknown section category {rule.get('section')!r}", "section_assertions", i)
-        if rule.get("set") not in ASSERTION_ATTRIBUTES:
-            raise check.error(
-                f"set must be one of {', '.join(ASSERTION_ATTRIBUTES)}, not {rule.get('set')!r}",
-                "section_assertions",
-                i,
-            )
-        unless = string_list(rule.get("unless", []), "unless", check, "section_assertions", i)
-        for attr in unless:
-            if attr not in ASSERTION_ATTRIBUTES:
-                raise check.error(f"unless: unknown assertion {attr!r}", "section_assertions", i)
-        assertions.append(SectionAssertion(rule["section"], rule["set"], unless))
+        if group.name in names[:i]:
+            raise entry_error(text, source, ("cue_groups", i), f"duplicate cue group name {group.name!r}")
+        if group.target not in ("cs_attributes", "cs_site") and targets.count(group.target) > 1:
+            raise entry_error(text, source, ("cue_groups", i), f"two cue groups write {group.target}")
+    views, enc = f.views, f.encounter
     return AttributeRules(
         groups=groups,
-        barriers=barriers,
-        views=_load_views(data["views"], check),
-        encounter=_load_encounter(data["encounter"], check),
-        section_assertions=tuple(assertions),
-        data=data,
+        barriers=frozenset(b.lower() for b in f.barriers),
+        views=ViewRules(
+            kinds=frozenset(views.kinds),
+            imaging_words=views.imaging_words,
+            view_words=views.view_words,
+            view_names=views.view_names,
+            connectors=views.connectors,
+            numbers={w.lower(): n for w, n in views.numbers.items()},
+            complete_words=views.complete_words,
+            max_views=views.max_views,
+        ),
+        encounter=EncounterRules(
+            new_patient=enc.new_patient,
+            established_patient=enc.established_patient,
+            settings=dict(enc.settings),
+            interpretation_only=enc.interpretation_only,
+            minutes_patterns=enc.minutes_patterns,
+        ),
+        section_assertions=tuple(SectionAssertion(a.section, a.set, a.unless) for a in f.section_assertions),
+        data=json.loads(text),
         source=source,
     )

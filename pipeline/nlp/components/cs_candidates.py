@@ -76,11 +76,7 @@ class CandidateComponent:
         """
         if kb_path is None:
             raise ValueError("cs_candidates.initialize needs kb_path (the knowledge-base artefact folder)")
-        groups = (
-            WordGroups.from_dict(json.loads(Path(word_groups_path).read_text("utf-8")), word_groups_path)
-            if word_groups_path
-            else WordGroups.default()
-        )
+        groups = WordGroups.read(word_groups_path or None)
         self.tree = CodeTree.build(KnowledgeBase.load(Path(kb_path)), Normalizer(groups))
 
     def __call__(self, doc: Doc) -> Doc:

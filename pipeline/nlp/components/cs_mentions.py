@@ -168,11 +168,7 @@ class MentionMatcher:
         if kb_path is None:
             raise ValueError("cs_mentions.initialize needs kb_path (the knowledge-base artefact folder)")
         kb = KnowledgeBase.load(Path(kb_path))
-        self.word_groups = (
-            WordGroups.from_dict(json.loads(Path(word_groups_path).read_text("utf-8")), word_groups_path)
-            if word_groups_path
-            else WordGroups.default()
-        )
+        self.word_groups = WordGroups.read(word_groups_path or None)
         self.normalizer = Normalizer(self.word_groups)
         lexicon = load_lexicon(Path(lexicon_path).read_text("utf-8"), lexicon_path) if lexicon_path else load_lexicon()
         self.table = TermTable.build(kb, self.normalizer, lexicon)
@@ -372,7 +368,7 @@ class MentionMatcher:
         if data.get("schema") != "codesuggest.terms/1":
             raise ValueError(f"{folder}/terms.json.gz: unexpected schema {data.get('schema')!r}")
         groups_file = folder / "word_groups.json"
-        word_groups = WordGroups.from_dict(json.loads(groups_file.read_text("utf-8")), str(groups_file))
+        word_groups = WordGroups.read(groups_file)
         cfg = json.loads((folder / "cfg.json").read_text("utf-8"))
         self.window_slack = int(cfg["window_slack"])
         self.max_terms_per_sentence = int(cfg["max_terms_per_sentence"])

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
-from pipeline.nlp.components.rules import check_keys, check_pattern, parse_rule_text, string_list
+from pydantic import Field, model_validator
 
-SECTION_RULES_SCHEMA = "codesuggest.section-rules/1"
+from pipeline.nlp.components.rules import TokenPattern
+from pipeline.rulefile import NonBlank, RuleFile, RuleModel, entry_error, load_rules, schema_field
+
 SECTION_RULES_FILE = "section_rules.json"
 
-SECTION_CATEGORIES = (
+SectionCategory = Literal[
     "chief_complaint",
     "hpi",
     "past_medical_history",
@@ -34,7 +36,8 @@ SECTION_CATEGORIES = (
     "hospital_course",
     "discharge_instructions",
     "reason_for_visit",
-)
+]
+SECTION_CATEGORIES: tuple[str, ...] = get_args(SectionCategory)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,30 @@ class SectionRules:
     data: dict[str, Any] = field(repr=False)
     source: str = ""
 
+    def literals(self, category: str) -> tuple[str, ...]:
+        """The headings written for one category, lower case, in file order."""
+        return tuple(r.literal.lower() for r in self.rules if r.category == category and r.pattern is None)
+
+
+class _SectionRule(RuleModel):
+    category: SectionCategory
+    literal: NonBlank | None = None
+    pattern: TokenPattern | None = None
+    parents: tuple[SectionCategory, ...] = ()
+
+    @model_validator(mode="after")
+    def _named(self) -> _SectionRule:
+        if self.literal is None and self.pattern is None:
+            raise ValueError("needs a literal or a pattern")
+        return self
+
+
+class SectionRulesFile(RuleFile):
+    """``section_rules.json`` (schema ``codesuggest.section-rules/1``)."""
+
+    schema_id: Literal["codesuggest.section-rules/1"] = schema_field()
+    section_rules: Annotated[tuple[_SectionRule, ...], Field(min_length=1)]
+
 
 def load_section_rules(text: str, source: str) -> SectionRules:
     """Parse and validate a section rule file (schema ``codesuggest.section-rules/1``).
@@ -83,36 +110,13 @@ def load_section_rules(text: str, source: str) -> SectionRules:
         RuleFileError: invalid JSON, wrong schema, unknown keys, an unknown category, a bad token
             pattern or a duplicate heading; the message names the file, line and rule index.
     """
-    data, check = parse_rule_text(text, source, SECTION_RULES_SCHEMA, {"section_rules"}, {"section_rules"})
-    raw = data["section_rules"]
-    if not isinstance(raw, list) or not raw:
-        raise check.error("section_rules must be a non-empty list", "section_rules")
+    f = load_rules(SectionRulesFile, text, source)
     specs: list[SectionRuleSpec] = []
     seen: dict[str, str] = {}
-    for i, rule in enumerate(raw):
-        check_keys(rule, {"category", "literal", "pattern", "parents"}, check, "section_rules", i)
-        category = rule.get("category")
-        if category not in SECTION_CATEGORIES:
-            raise check.error(
-                f"unknown category {category!r} (allowed: {', '.join(SECTION_CATEGORIES)})",
-                "section_rules",
-                i,
-            )
-        literal = rule.get("literal")
-        pattern = rule.get("pattern")
-        if literal is None and pattern is None:
-            raise check.error("needs a literal or a pattern", "section_rules", i)
-        if literal is not None and (not isinstance(literal, str) or not literal.strip()):
-            raise check.error("literal must be a non-empty string", "section_rules", i)
-        if pattern is not None:
-            check_pattern(pattern, check, "section_rules", i)
-        name = (literal or json.dumps(pattern, sort_keys=True)).strip().lower()
+    for i, rule in enumerate(f.section_rules):
+        name = (rule.literal or json.dumps(rule.pattern, sort_keys=True)).strip().lower()
         if name in seen:
-            raise check.error(f"duplicate heading {name!r} (also {seen[name]})", "section_rules", i)
-        seen[name] = category
-        parents = string_list(rule.get("parents", []), "parents", check, "section_rules", i)
-        for parent in parents:
-            if parent not in SECTION_CATEGORIES:
-                raise check.error(f"unknown parent category {parent!r}", "section_rules", i)
-        specs.append(SectionRuleSpec(category, literal or category, pattern, parents))
-    return SectionRules(tuple(specs), data, source)
+            raise entry_error(text, source, ("section_rules", i), f"duplicate heading {name!r} (also {seen[name]})")
+        seen[name] = rule.category
+        specs.append(SectionRuleSpec(rule.category, rule.literal or rule.category, rule.pattern, rule.parents))
+    return SectionRules(tuple(specs), json.loads(text), source)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pipeline.encounter.coder import EncounterCoder
+from pipeline.encounter.coder import RULES_FOLDER, EncounterCoder, encounter_rule_files
 from pipeline.errors import RuleFileError
 
 if TYPE_CHECKING:
@@ -71,9 +71,16 @@ def test_encounter_header_code_becomes_a_query(suggester: Suggester) -> None:
     assert query.rules[0].id == "icd.billable"
 
 
+def _packaged_rules(folder: Path) -> Path:
+    for rel, text in encounter_rule_files().items():
+        (folder / Path(rel).name).write_text(text, "utf-8")
+    return folder
+
+
 def test_encounter_rules_come_from_a_folder(suggester: Suggester, tmp_path: Path) -> None:
     default = suggester.encounter
     assert not [c for c in (ln.code for ln in suggester.suggest(HEMORRHOIDS).code_set) if c.startswith("K64")]
+    _packaged_rules(tmp_path)
     data = json.loads(resources.files("pipeline.resources").joinpath("encounter_reading.json").read_text("utf-8"))
     for cue in data["assertion_cues"]:
         cue["phrases"] = [p for p in cue["phrases"] if "likely" not in p]
@@ -85,6 +92,33 @@ def test_encounter_rules_come_from_a_folder(suggester: Suggester, tmp_path: Path
 
 
 def test_encounter_rejects_a_broken_rule_folder(suggester: Suggester, tmp_path: Path) -> None:
+    _packaged_rules(tmp_path)
     (tmp_path / "encounter_em.json").write_text('{"schema": "codesuggest.encounter-em/1"}', "utf-8")
-    with pytest.raises(RuleFileError, match=r"encounter_em\.json"):
+    with pytest.raises(RuleFileError, match=r"encounter_em\.json: line 1: missing key 'report'"):
         EncounterCoder(suggester.kb, rules_dir=tmp_path)
+
+
+def test_encounter_rejects_a_rule_folder_missing_a_file(suggester: Suggester, tmp_path: Path) -> None:
+    _packaged_rules(tmp_path)
+    (tmp_path / "encounter_services.json").unlink()
+    with pytest.raises(RuleFileError, match=r"encounter_services\.json: missing"):
+        EncounterCoder(suggester.kb, rules_dir=tmp_path)
+
+
+def test_encounter_rules_of_the_model_are_its_own_copies(suggester: Suggester) -> None:
+    """The model reads the encounter rules saved in it, hashed in its manifest, not the package's."""
+    folder = suggester.model_dir / RULES_FOLDER
+    assert suggester.encounter.reading.source == str(folder / "encounter_reading.json")
+    saved = {f"{RULES_FOLDER}/{p.name}" for p in folder.iterdir()}
+    assert saved == set(encounter_rule_files()) and saved <= set(suggester.manifest.files)
+
+
+def test_encounter_patient_cues_and_family_headings_are_the_pipelines(suggester: Suggester) -> None:
+    """Each cue list has one owner: the E/M reads the attribute rules' patient cues, the note
+    reader the section rules' family-history headings."""
+    attributes = suggester.nlp.get_pipe("cs_attributes").rules  # type: ignore[attr-defined]
+    sections = suggester.nlp.get_pipe("cs_sections").rules  # type: ignore[attr-defined]
+    assert suggester.encounter.em.rules.new.phrases == attributes.encounter.new_patient
+    assert suggester.encounter.em.rules.established.phrases == attributes.encounter.established_patient
+    assert suggester.encounter.reading.family_headings.phrases == sections.literals("family_history")
+    assert suggester.encounter.reader.read("FHx: mother with diabetes.\n").regions[0].kind == "family"

@@ -22,8 +22,8 @@ def test_terms_lexicon_codes_are_billable(kb: KnowledgeBase) -> None:
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"phrase": "", "code": "I10"}, "'phrase'"),
-        ({"phrase": "HTN", "code": "I10", "colour": "red"}, "unknown keys"),
+        ({"phrase": "", "code": "I10"}, "entries[0].phrase"),
+        ({"phrase": "HTN", "code": "I10", "colour": "red"}, "entries[0]: unknown key 'colour'"),
         ({"phrase": "HTN", "code": "not a code"}, "entries[0]"),
         ({"phrase": "HTN", "code": "I10", "kind": "feeling"}, "kind"),
     ],

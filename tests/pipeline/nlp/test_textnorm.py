@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pipeline.errors import RuleFileError
@@ -52,12 +54,12 @@ def test_textnorm_fold_removes_accents() -> None:
     ("data", "message"),
     [
         ({"schema": "wrong"}, "expected schema"),
-        ({"schema": "codesuggest.word-groups/1", "colour": []}, "unknown keys"),
+        ({"schema": "codesuggest.word-groups/1", "colour": []}, "unknown key 'colour'"),
         ({"schema": "codesuggest.word-groups/1", "groups": [["lonely"]]}, "groups[0]"),
         ({"schema": "codesuggest.word-groups/1", "stopwords": "of"}, "stopwords"),
     ],
 )
 def test_textnorm_word_groups_loader_rejects_bad_files(data: dict, message: str) -> None:
     with pytest.raises(RuleFileError, match=r"groups\.json") as info:
-        WordGroups.from_dict(data, "groups.json")
+        WordGroups.load(json.dumps(data), "groups.json")
     assert message in str(info.value)

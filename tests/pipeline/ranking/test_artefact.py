@@ -37,6 +37,15 @@ def test_artefact_reads_the_committed_model() -> None:
     assert isinstance(document_model, DocumentModel) and isinstance(ranker, CodeRanker)
 
 
+def test_artefact_with_a_changed_rule_file_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(default_model_dir(), copy)
+    rules = copy / "encounter" / "encounter_em.json"
+    rules.write_text(rules.read_text("utf-8").replace('"emergency department"', '"emergency dept"'), "utf-8")
+    with pytest.raises(ArtefactError, match=r"encounter/encounter_em\.json"):
+        read_model_settings(copy)
+
+
 def test_artefact_of_an_old_schema_is_refused_with_the_rebuild_command(tmp_path: Path) -> None:
     with pytest.raises(ArtefactError, match=r"rebuild it with `make model`") as caught:
         read_model_settings(_old_model(tmp_path))

@@ -432,21 +432,21 @@ def test_cpt_starter_loader_accepts_a_minimal_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ({**GOOD, "colour": "blue"}, "unknown keys"),
-        ({**GOOD, "code": "L1906"}, "is not a CPT code"),
+        ({**GOOD, "colour": "blue"}, "unknown key"),
+        ({**GOOD, "code": "L1906"}, "should match pattern"),
         ({**GOOD, "category": "magic"}, "category"),
         ({**GOOD, "phrases": []}, "must not be empty"),
         ({**GOOD, "phrases": ["3 View Ankle"]}, "lower case"),
-        ({**GOOD, "features": {"shoe_size": "9"}}, "unknown feature"),
-        ({**GOOD, "add_on": "yes"}, "true or false"),
-        ({**GOOD, "title": " padded"}, "leading or trailing space"),
+        ({**GOOD, "features": {"shoe_size": "9"}}, "unknown key"),
+        ({**GOOD, "add_on": "yes"}, "valid boolean"),
+        ({**GOOD, "title": " padded"}, "without edge spaces"),
         ({**GOOD, "em": GOOD_EM["em"]}, "only category 'em'"),
         ({**GOOD_EM, "phrases": ["office visit"]}, "take no phrases"),
         ({k: v for k, v in GOOD_EM.items() if k != "em"}, "needs an 'em' block"),
         ({**GOOD_EM, "em": {**GOOD_EM["em"], "setting": "spaceship"}}, "setting"),
-        ({**GOOD_EM, "em": {**GOOD_EM["em"], "minutes": -5}}, "positive whole number"),
+        ({**GOOD_EM, "em": {**GOOD_EM["em"], "minutes": -5}}, "greater than 0"),
         ({**GOOD_EM, "em": {**GOOD_EM["em"], "mdm": "extreme"}}, "mdm"),
-        (GOOD, "already listed at line 5"),
+        (GOOD, "is listed twice"),
     ],
     ids=[
         "unknown-key",
@@ -470,7 +470,7 @@ def test_cpt_starter_loader_rejects_bad_entries(tmp_path: Path, bad: dict[str, o
     path = _starter_file(tmp_path, [GOOD, bad])
     with pytest.raises(RuleFileError) as err:
         load_starter_entries(path)
-    assert f"{path}, line 6, codes[1]" in str(err.value)
+    assert f"{path}: line 6: codes[1]" in str(err.value)
     assert message in str(err.value)
 
 
@@ -482,11 +482,11 @@ def test_cpt_starter_loader_rejects_bad_entries(tmp_path: Path, bad: dict[str, o
             "does not match STARTER_VERSION",
         ),
         ('{"schema": "other/1", "codes": []}', "expected schema"),
-        ('{"schema": "codesuggest.cpt-starter/1", "codes": {}}', "must be a list"),
+        (f'{{"schema": "codesuggest.cpt-starter/1", "version": "{STARTER_VERSION}", "codes": {{}}}}', "valid array"),
         ('{"schema": "codesuggest.cpt-starter/1",\n "codes": [,]}', "line 2: not valid JSON"),
         (
-            '{"schema": "codesuggest.cpt-starter/1", "codes": [], "extra": 1}',
-            "unknown top-level keys",
+            f'{{"schema": "codesuggest.cpt-starter/1", "version": "{STARTER_VERSION}", "codes": [], "extra": 1}}',
+            "unknown key 'extra'",
         ),
     ],
     ids=["version", "schema", "not-a-list", "bad-json", "unknown-top-key"],

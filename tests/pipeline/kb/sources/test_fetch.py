@@ -399,16 +399,16 @@ GOOD: dict[str, object] = {
         ({**GOOD, "dest": "/etc/passwd"}, "relative path"),
         ({**GOOD, "dest": "../outside.txt"}, "relative path"),
         ({**GOOD, "fallback": "a/../../b"}, "relative path"),
-        ({**GOOD, "sha256": "abc"}, "64 lower-case hex"),
+        ({**GOOD, "sha256": "abc"}, "should match pattern"),
         ({**GOOD, "sources": [{"url": "ftp://x/a"}]}, "must start with"),
-        ({**GOOD, "sources": [{"url": "https://x/a", "mirror": 1}]}, "unknown keys ['mirror']"),
+        ({**GOOD, "sources": [{"url": "https://x/a", "mirror": 1}]}, "unknown key 'mirror'"),
         ({**GOOD, "kind": "dir"}, "folder prefix"),
-        ({**GOOD, "kind": "pipe"}, "'file' or 'dir'"),
+        ({**GOOD, "kind": "pipe"}, "file or dir"),
         ({**GOOD, "sources": [{"url": "https://x/a.zip", "member": "d/"}]}, "cannot be a folder"),
-        ({**GOOD, "licence": ""}, "is empty"),
-        ({**GOOD, "mirror": "x"}, "unknown keys"),
-        ({**GOOD, "dest": "b.txt", "sources": "https://x"}, "must be a list"),
-        (GOOD, "already listed at line 4"),
+        ({**GOOD, "licence": ""}, "without edge spaces"),
+        ({**GOOD, "mirror": "x"}, "unknown key"),
+        ({**GOOD, "dest": "b.txt", "sources": "https://x"}, "valid array"),
+        (GOOD, "is listed twice"),
     ],
     ids=[
         "absolute",
@@ -430,7 +430,7 @@ def test_fetch_sources_loader_rejects_bad_entries(tmp_path: Path, bad: dict[str,
     path = write_sources(tmp_path / "s.json", [GOOD, bad])
     with pytest.raises(RuleFileError) as err:
         load_data_sources(path)
-    assert f"{path}, line 5, files[1]" in str(err.value)
+    assert f"{path}: line 5: files[1]" in str(err.value)
     assert message in str(err.value)
 
 

@@ -471,16 +471,16 @@ GOOD = {
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ({**GOOD, "extra": 1}, "unknown keys"),
-        ({**GOOD, "code": "99213"}, "not a HCPCS Level II code"),
+        ({**GOOD, "extra": 1}, "unknown key"),
+        ({**GOOD, "code": "99213"}, "should match pattern"),
         ({**GOOD, "category": "gadget"}, "category"),
-        ({**GOOD, "phrases": []}, "must not be empty"),
+        ({**GOOD, "phrases": []}, "at least 1 item"),
         ({**GOOD, "phrases": ["Ankle Brace"]}, "lower case"),
         ({**GOOD, "phrases": ["brace", "brace"]}, "repeated"),
-        ({**GOOD, "features": {"colour": "red"}}, "unknown feature"),
+        ({**GOOD, "features": {"colour": "red"}}, "unknown key"),
         ({**GOOD, "features": {"fit": "OTS"}}, "lower case"),
-        ({k: v for k, v in GOOD.items() if k != "features"}, "missing keys"),
-        (GOOD, "already listed at line 4"),
+        ({k: v for k, v in GOOD.items() if k != "features"}, "missing key"),
+        (GOOD, "is listed twice"),
     ],
     ids=[
         "unknown-key",
@@ -499,7 +499,7 @@ def test_hcpcs_synonym_loader_rejects_bad_entries(tmp_path: Path, bad: dict[str,
     path = _synonym_file(tmp_path, [GOOD, bad])
     with pytest.raises(RuleFileError) as err:
         load_hcpcs_synonyms(path)
-    assert f"{path}, line 5, entries[1]" in str(err.value)
+    assert f"{path}: line 5: entries[1]" in str(err.value)
     assert message in str(err.value)
 
 

@@ -13,8 +13,8 @@ from spacy.tokens import Doc
 
 from pipeline.errors import RuleFileError
 from pipeline.nlp.components import cs_attributes, cs_context, cs_sections, cs_sentences  # noqa: F401
-from pipeline.nlp.components.rules import read_rule_text
 from pipeline.nlp.extensions import MENTIONS, assertions_of
+from pipeline.rulefile import read_rule_text
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*\[W036\]")
 
@@ -321,7 +321,7 @@ def test_attributes_round_trip_to_disk(nlp: Language, tmp_path: Path) -> None:
 
 
 def _rules_with(tmp_path: Path, change: Any) -> Path:
-    text, _ = read_rule_text(None, "attribute_rules.json")
+    text, _ = read_rule_text("attribute_rules.json")
     data = json.loads(text)
     change(data)
     path = tmp_path / "attribute_rules.json"
@@ -336,17 +336,17 @@ def _rules_with(tmp_path: Path, change: Any) -> Path:
     [
         (
             lambda d: d["cue_groups"][1].update(colour="red"),
-            r"line 4: cue_groups\[1\]: unknown key\(s\) \['colour'\]",
+            r"line 4: cue_groups\[1\]: unknown key 'colour'",
         ),
         (
             lambda d: d["cue_groups"][2].update(target="cs_mood"),
-            r"line 5: cue_groups\[2\]: unknown target 'cs_mood'",
+            r"line 5: cue_groups\[2\].target: unknown target 'cs_mood'",
         ),
         (
             lambda d: d["cue_groups"][0].update(scope="paragraph"),
-            r"line 3: cue_groups\[0\]: unknown scope",
+            r"line 3: cue_groups\[0\].scope: unknown scope",
         ),
-        (lambda d: d["cue_groups"][0].update(window=[3]), r"cue_groups\[0\]: window must be"),
+        (lambda d: d["cue_groups"][0].update(window=[3]), r"cue_groups\[0\].window: missing key 1"),
         (
             lambda d: d["cue_groups"][0]["values"]["left"].append("right"),
             r"'right' is listed for 'right' and 'left'",
@@ -357,17 +357,17 @@ def _rules_with(tmp_path: Path, change: Any) -> Path:
         ),
         (
             lambda d: d["encounter"]["minutes_patterns"].append("(\\d+"),
-            r"encounter: minutes_patterns: bad regular",
+            r"encounter.minutes_patterns\[3\]: bad regular",
         ),
         (lambda d: d["encounter"]["minutes_patterns"].append("\\d+ min"), r"exactly one group"),
         (
             lambda d: d["section_assertions"].append({"section": "fh", "set": "is_family"}),
-            r"unknown section category 'fh'",
+            r"section_assertions\[3\].section: unknown section 'fh'",
         ),
         (lambda d: d.update(extra=1), r"unknown key 'extra'"),
         (
             lambda d: d["cue_groups"][1].update(document_sections=["preamble"]),
-            r"cue_groups\[1\]: document_sections: unknown section category 'preamble'",
+            r"cue_groups\[1\].document_sections\[0\]: unknown document_sections 'preamble'",
         ),
     ],
 )

@@ -164,6 +164,6 @@ def test_sentences_bad_rule_file_is_rejected(tmp_path: Path) -> None:
     path.write_text('{"schema": "codesuggest.section-rules/1", "section_rules": [{"literal": "x"}]}', "utf-8")
     pipeline = spacy.blank("en")
     pipeline.add_pipe("cs_sentences")
-    with pytest.raises(RuleFileError, match=r"rules\.json: line 1: section_rules\[0\]: unknown category"):
+    with pytest.raises(RuleFileError, match=r"rules\.json: line 1: section_rules\[0\]: missing key 'category'"):
         component: Any = pipeline.get_pipe("cs_sentences")
         component.initialize(nlp=pipeline, rules_path=str(path))
